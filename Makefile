@@ -1,0 +1,65 @@
+# genstream: the few verbs people expect. Everything installs itself on first use.
+SHELL := /bin/bash
+PY := .venv/bin/python
+API_URL := http://127.0.0.1:$(or $(GENSTREAM_API_PORT),8000)
+
+.PHONY: help setup dev test test-unit test-integration lint format schemas bench \
+        infra-up infra-down infra-status up down status clean
+
+help:
+	@echo "make dev          set up, start the stack and every service, run the demo"
+	@echo "make test         set up, start what the tests need, lint, run the whole suite"
+	@echo "make up / down    start / stop the stack and every service in the background"
+	@echo "make infra-up / infra-down / infra-status   only Kafka, PostgreSQL and S3"
+	@echo "make lint         ruff, ruff format --check, mypy --strict"
+	@echo "make schemas      regenerate contracts/schemas from the event models"
+	@echo "make bench        benchmarks (not part of make test)"
+
+setup:
+	@infra/setup.sh all
+
+infra-up:
+	@infra/stack.sh up
+
+infra-down:
+	@infra/stack.sh down
+
+infra-status:
+	@infra/stack.sh status
+
+up: infra-up
+	@infra/services.sh up
+	@echo "genstream is up: API on $(API_URL) (logs in var/log/, stop with make down)"
+
+down:
+	@infra/stack.sh down
+
+status: infra-status
+
+dev: up
+	@$(PY) -m genstream.cli demo
+	@echo "the stack keeps running: API on $(API_URL); make down stops it"
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+schemas: setup
+	$(PY) -m contracts.schema_export
+
+test:
+	@infra/run-tests.sh
+
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+bench: setup
+	@echo "benchmarks arrive with their workloads; see README.md"
+
+clean: down
+	rm -rf var

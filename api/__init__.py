@@ -1,0 +1,1 @@
+"""The REST API: submission, reads, SSE, uploads, webhooks, admin, health."""

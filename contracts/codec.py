@@ -1,0 +1,190 @@
+"""Bytes on Kafka ↔ envelopes, in CloudEvents structured JSON mode.
+
+The body is the whole envelope; the headers repeat its type, id, schema version and
+trace so that routers and tracers need not parse the body. A reader refuses anything
+it cannot decode exactly (unknown type, bad JSON, wrong shape, headers that disagree
+with the body) with a ``ContractError``, so that the record goes to a dead-letter
+topic instead of being half-understood.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Final
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from contracts.envelope import Envelope
+from contracts.errors import (
+    EncodeError,
+    HeaderMismatchError,
+    InvalidEventError,
+    MalformedEventError,
+    UnknownEventType,
+)
+from contracts.event import Event, split_wire_type
+from contracts.registry import REGISTRY, Registry
+
+__all__ = [
+    "CONTENT_TYPE",
+    "HEADER_CONTENT_TYPE",
+    "HEADER_ID",
+    "HEADER_SCHEMA_VERSION",
+    "HEADER_TRACEPARENT",
+    "HEADER_TYPE",
+    "Headers",
+    "decode",
+    "encode",
+    "kafka_headers",
+]
+
+CONTENT_TYPE: Final = "application/cloudevents+json"
+HEADER_CONTENT_TYPE: Final = "content-type"
+HEADER_TYPE: Final = "ce_type"
+HEADER_ID: Final = "ce_id"
+HEADER_SCHEMA_VERSION: Final = "schema-version"
+HEADER_TRACEPARENT: Final = "traceparent"
+
+Headers = Iterable[tuple[str, str | bytes | None]]
+"""Kafka record headers as confluent-kafka returns them (``Message.headers()``)."""
+
+
+def encode(envelope: Envelope[Any], *, registry: Registry = REGISTRY) -> bytes:
+    """Compact UTF-8 JSON of the whole envelope.
+
+    Raises ``UnknownEventType`` unless the data's model is the one the registry reads
+    that type with, and ``EncodeError`` when a value cannot be serialized as its schema
+    says.
+    """
+    if registry.models.get(envelope.type) is not type(envelope.data):
+        raise UnknownEventType(
+            envelope.type,
+            f"{type(envelope.data).__name__} is not the registered model of {envelope.type!r}",
+        )
+    try:
+        return envelope.model_dump_json(warnings="error").encode("utf-8")
+    except (PydanticSerializationError, ValueError, TypeError) as error:
+        raise EncodeError(f"cannot serialize {envelope.type!r} event {envelope.id}") from error
+
+
+def kafka_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """The headers to write with ``encode(envelope)``."""
+    return [
+        (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
+        (HEADER_TYPE, envelope.type.encode()),
+        (HEADER_ID, envelope.id.encode()),
+        (HEADER_SCHEMA_VERSION, str(envelope.version).encode()),
+        (HEADER_TRACEPARENT, envelope.trace.encode()),
+    ]
+
+
+def decode(
+    value: bytes | None,
+    headers: Headers | None = None,
+    *,
+    registry: Registry = REGISTRY,
+) -> Envelope[Event]:
+    """Parse a record value into an envelope whose ``data`` is the concrete model.
+
+    Older versions are upcast to the current one, so the result's ``type`` is always
+    current. When ``headers`` are given, those that are present must agree with the body.
+
+    Raises ``MalformedEventError``, ``UnknownEventType`` (or its ``UnsupportedVersionError``),
+    ``HeaderMismatchError`` or ``InvalidEventError``, all ``ContractError``.
+    """
+    if value is None:
+        raise MalformedEventError("record has no value")
+    body = _parse_object(value)
+    wire_type = body.get("type")
+    if not isinstance(wire_type, str):
+        raise InvalidEventError("envelope has no string 'type'")
+    if headers is not None:
+        _check_headers(body, wire_type, headers)
+    model = registry.model_for(wire_type)
+    if wire_type != model.wire_type():
+        value = json.dumps(_upcast(body, wire_type, model, registry)).encode()
+    try:
+        # Strict JSON validation: a string where the schema says integer is a producer
+        # bug to surface, not to coerce.
+        return _envelope_of(model).model_validate_json(value, strict=True)
+    except ValidationError as error:
+        raise InvalidEventError(f"{wire_type!r} does not match its schema: {error}") from error
+
+
+def _envelope_of(model: type[Event]) -> type[Envelope[Event]]:
+    return Envelope[model]  # type: ignore[valid-type]
+
+
+def _parse_object(value: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(
+            value.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MalformedEventError(f"record value is not UTF-8 JSON: {error}") from error
+    except RecursionError as error:
+        raise MalformedEventError("record value is nested too deeply") from error
+    if not isinstance(parsed, dict):
+        raise MalformedEventError(f"record value is a JSON {type(parsed).__name__}, not an object")
+    return parsed
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = item
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _upcast(
+    body: dict[str, Any], wire_type: str, model: type[Event], registry: Registry
+) -> dict[str, Any]:
+    parts = split_wire_type(wire_type)
+    data = body.get("data")
+    if parts is None or not isinstance(data, dict):
+        raise InvalidEventError(f"{wire_type!r} envelope has no object 'data'")
+    name, version = parts
+    return {**body, "type": model.wire_type(), "data": registry.upcast(name, version, data)}
+
+
+def _check_headers(body: dict[str, Any], wire_type: str, headers: Headers) -> None:
+    parts = split_wire_type(wire_type)
+    expected = {
+        HEADER_CONTENT_TYPE: CONTENT_TYPE,
+        HEADER_TYPE: wire_type,
+        HEADER_ID: body.get("id"),
+        HEADER_SCHEMA_VERSION: str(parts[1]) if parts else None,
+        HEADER_TRACEPARENT: body.get("trace"),
+    }
+    for raw_name, raw_value in headers:
+        name = raw_name.lower()
+        if name not in expected:
+            continue
+        value = _header_text(name, raw_value)
+        if name == HEADER_CONTENT_TYPE:
+            value = value.split(";", 1)[0].strip().lower()
+        if value != expected[name]:
+            raise HeaderMismatchError(
+                f"header {name!r} is {value!r} but the envelope says {expected[name]!r}"
+            )
+
+
+def _header_text(name: str, value: str | bytes | None) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise HeaderMismatchError(f"header {name!r} has no value")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise HeaderMismatchError(f"header {name!r} is not UTF-8") from error

@@ -1,0 +1,78 @@
+"""Enumerations shared by job commands, job inputs and topics.
+
+They live apart from ``jobs`` only so that ``inputs`` can use them without an import
+cycle; ``contracts.jobs`` re-exports them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["TERMINAL_STATUSES", "JobStatus", "JobType", "Plan", "RejectReason", "Tier"]
+
+
+class JobType(StrEnum):
+    """What a job asks a worker to do; also selects the input model and the workload."""
+
+    IMAGE_GENERATE = "image.generate"
+    IMAGE_EDIT = "image.edit"
+    VIDEO_GENERATE = "video.generate"
+    VIDEO_ENHANCE = "video.enhance"
+    AUDIO_SPEECH = "audio.speech"
+    SYNTHETIC = "synthetic"
+
+
+class Tier(StrEnum):
+    """Dispatch priority class. Declared in priority order: iterate to go from first to last."""
+
+    PRO = "pro"
+    CREATOR = "creator"
+    FREE = "free"
+
+
+class Plan(StrEnum):
+    """A user's subscription plan."""
+
+    FREE = "FREE"
+    CREATOR = "CREATOR"
+    PRO = "PRO"
+
+    @property
+    def tier(self) -> Tier:
+        """The dispatch tier a plan's jobs run in."""
+        return Tier(self.value.lower())
+
+
+class RejectReason(StrEnum):
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+    PLAN_LIMIT = "plan_limit"
+    RATE_LIMITED = "rate_limited"
+    INVALID_INPUT = "invalid_input"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.REJECTED,
+        JobStatus.EXPIRED,
+    }
+)
+"""A job reaches exactly one of these and then never changes again."""

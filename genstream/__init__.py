@@ -1,0 +1,1 @@
+"""genstream's shared runtime kit: settings, Kafka, PostgreSQL, S3, logging and the CLI."""

@@ -1,0 +1,37 @@
+"""Engines and migrations for the PostgreSQL read model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from genstream.db.config import PostgresSettings
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def sync_engine(settings: PostgresSettings) -> Engine:
+    return create_engine(settings.url(), pool_size=settings.pool_size, pool_pre_ping=True)
+
+
+def async_engine(settings: PostgresSettings) -> AsyncEngine:
+    return create_async_engine(settings.url(), pool_size=settings.pool_size, pool_pre_ping=True)
+
+
+def alembic_config(settings: PostgresSettings, *, schema: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = settings.url()
+    config.attributes["schema"] = schema
+    return config
+
+
+def upgrade(
+    settings: PostgresSettings, *, schema: str | None = None, revision: str = "head"
+) -> None:
+    """Applies migrations; with ``schema`` they land in that schema (tests use their own)."""
+    command.upgrade(alembic_config(settings, schema=schema), revision)

@@ -1,0 +1,24 @@
+"""Kafka kit: typed settings, administration, and a consumer of typed events."""
+
+from genstream.kafka.admin import delete_topics, ensure_topics, wait_for_brokers
+from genstream.kafka.config import KafkaSettings
+from genstream.kafka.consumer import ConsumedEvent, EventConsumer
+from genstream.kafka.errors import (
+    BrokersUnavailableError,
+    DeliveryError,
+    KafkaKitError,
+    TopicSetupError,
+)
+
+__all__ = [
+    "BrokersUnavailableError",
+    "ConsumedEvent",
+    "DeliveryError",
+    "EventConsumer",
+    "KafkaKitError",
+    "KafkaSettings",
+    "TopicSetupError",
+    "delete_topics",
+    "ensure_topics",
+    "wait_for_brokers",
+]

@@ -1,0 +1,130 @@
+"""A consumer of typed events: decodes envelopes, hands undecodable records to a callback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from contracts import ContractError, Envelope, decode
+from genstream.kafka.config import KafkaSettings
+from genstream.kafka.records import record_position
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: dict[str, bytes]
+    envelope: Envelope[Any]
+
+
+InvalidRecordHandler = Callable[[Message, ContractError], None]
+
+
+def _headers(message: Message) -> list[tuple[str, str | bytes | None]] | None:
+    headers = message.headers()
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return headers
+
+
+def _raise_invalid(message: Message, error: ContractError) -> None:
+    raise error
+
+
+class EventConsumer:
+    """Reads envelopes from topics as one member of a consumer group.
+
+    Offsets are committed explicitly (``commit``) so that a caller commits only what it has
+    finished. With ``assignments`` it reads from fixed positions instead of joining the
+    group's balancing (tools and inspection). ``on_invalid`` decides what happens to a
+    record that is not a valid event (default: raise); services pass a dead-letter handler.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: KafkaSettings,
+        group_id: str,
+        topics: Sequence[str] = (),
+        assignments: Sequence[tuple[str, int, int]] = (),
+        on_invalid: InvalidRecordHandler = _raise_invalid,
+        auto_offset_reset: str = "earliest",
+        extra: dict[str, str | int | float | bool] | None = None,
+    ) -> None:
+        config = settings.librdkafka(
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": auto_offset_reset,
+                "partition.assignment.strategy": "cooperative-sticky",
+                **(extra or {}),
+            }
+        )
+        self._consumer = Consumer(config)
+        if assignments:
+            # Reading from fixed (topic, partition, offset) positions, outside group balancing.
+            self._consumer.assign([TopicPartition(t, p, o) for t, p, o in assignments])
+        else:
+            self._consumer.subscribe(list(topics))
+        self._on_invalid = on_invalid
+
+    def poll(self, timeout: float) -> ConsumedEvent | None:
+        message = self._consumer.poll(timeout)
+        if message is None:
+            return None
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return None
+            raise KafkaException(error)
+        headers = _headers(message)
+        try:
+            envelope = decode(message.value(), headers)
+        except ContractError as exc:
+            self._on_invalid(message, exc)
+            return None
+        topic, partition, offset = record_position(message)
+        return ConsumedEvent(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=message.key(),
+            headers={
+                k: v.encode() if isinstance(v, str) else v
+                for k, v in headers or []
+                if v is not None
+            },
+            envelope=envelope,
+        )
+
+    def drain(
+        self, *, until: Callable[[list[ConsumedEvent]], bool], timeout_s: float
+    ) -> list[ConsumedEvent]:
+        """Collects events until ``until(events)`` holds or the deadline passes."""
+        events: list[ConsumedEvent] = []
+        deadline = time.monotonic() + timeout_s
+        while not until(events) and time.monotonic() < deadline:
+            event = self.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def commit(self, event: ConsumedEvent) -> None:
+        offsets = [TopicPartition(event.topic, event.partition, event.offset + 1)]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> EventConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

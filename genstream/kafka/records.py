@@ -1,0 +1,13 @@
+"""Helpers for records that came from, or were acknowledged by, a broker."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException, Message
+
+
+def record_position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a record that came from (or was acked by) a broker."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise KafkaException(KafkaError(KafkaError._BAD_MSG, "record without a position"))
+    return topic, partition, offset

@@ -1,0 +1,1 @@
+"""GPU consumer groups: tier scheduling, model cache, pipelines, progress and outputs."""

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Apache Kafka in KRaft mode on loopback: GENSTREAM_KAFKA_BROKERS nodes (1, or 3 for the fault
+# tests), each a combined broker+controller. Node i listens on GENSTREAM_KAFKA_PORT + 2(i-1)
+# for clients and the next port for the controller quorum.
+# Usage: infra/kafka.sh start|stop|status [NODE]
+source "$(dirname "$0")/lib.sh"
+
+KAFKA_LIBS="$GENSTREAM_CACHE_DIR/kafka/$GENSTREAM_KAFKA_VERSION/libs"
+KAFKA_DIR="$GENSTREAM_VAR_DIR/kafka/n$GENSTREAM_KAFKA_BROKERS"
+N=$GENSTREAM_KAFKA_BROKERS
+(( N == 1 || N == 3 )) || die "GENSTREAM_KAFKA_BROKERS must be 1 or 3, not $N"
+
+client_port() { echo $(( GENSTREAM_KAFKA_PORT + 2 * ($1 - 1) )); }
+controller_port() { echo $(( GENSTREAM_KAFKA_PORT + 2 * ($1 - 1) + 1 )); }
+
+voters() {
+  local i out=()
+  for (( i = 1; i <= N; i++ )); do out+=("$i@$GENSTREAM_HOST:$(controller_port "$i")"); done
+  local IFS=,
+  printf '%s' "${out[*]}"
+}
+
+java_cmd() {
+  printf '%s\n' java "-Xms$GENSTREAM_KAFKA_HEAP" "-Xmx$GENSTREAM_KAFKA_HEAP" -XX:+UseG1GC \
+    -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$GENSTREAM_ROOT/infra/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIBS/*"
+}
+
+write_config() {
+  local i=$1 dir="$KAFKA_DIR/node$1" min_isr=1
+  (( N >= 3 )) && min_isr=2
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<CONF
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$(voters)
+listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$i"),CONTROLLER://$GENSTREAM_HOST:$(controller_port "$i")
+advertised.listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$i")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+auto.create.topics.enable=false
+num.partitions=6
+default.replication.factor=$N
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$N
+transaction.state.log.replication.factor=$N
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$N
+share.coordinator.state.topic.min.isr=$min_isr
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+num.network.threads=2
+num.io.threads=4
+CONF
+}
+
+cluster_id() {
+  local file="$KAFKA_DIR/cluster.id"
+  if [[ ! -f $file ]]; then
+    mkdir -p "$KAFKA_DIR"
+    python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())' >"$file"
+  fi
+  cat "$file"
+}
+
+start_node() {
+  local i=$1 name="kafka-$1" cmd
+  if pid_running "$name"; then
+    return 0
+  fi
+  ensure_port_free "$(client_port "$i")" "Kafka node $i"
+  ensure_port_free "$(controller_port "$i")" "Kafka node $i's controller"
+  write_config "$i"
+  mapfile -t cmd < <(java_cmd)
+  if [[ ! -f $KAFKA_DIR/node$i/data/meta.properties ]]; then
+    "${cmd[@]}" kafka.tools.StorageTool format -t "$(cluster_id)" \
+      -c "$KAFKA_DIR/node$i/server.properties" >>"$GENSTREAM_LOG_DIR/$name.log" 2>&1 \
+      || die_with_log "$GENSTREAM_LOG_DIR/$name.log" "formatting Kafka storage for node $i failed"
+  fi
+  start_daemon "$name" "$GENSTREAM_LOG_DIR/$name.log" "${cmd[@]}" kafka.Kafka "$KAFKA_DIR/node$i/server.properties"
+}
+
+wait_node() {
+  local i=$1
+  wait_until 90 "kafka node $i (port $(client_port "$i"))" port_open "$(client_port "$i")" \
+    || die_with_log "$GENSTREAM_LOG_DIR/kafka-$i.log" "Kafka node $i did not open port $(client_port "$i") within 90s"
+  pid_running "kafka-$i" || die_with_log "$GENSTREAM_LOG_DIR/kafka-$i.log" "Kafka node $i exited"
+}
+
+nodes() { if [[ -n ${1:-} ]]; then echo "$1"; else seq 1 "$N"; fi; }
+
+case "${1:-}" in
+  start)
+    [[ -f $KAFKA_LIBS/.complete ]] || "$GENSTREAM_ROOT/infra/setup.sh" kafka
+    need_cmd java "Kafka needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+    for i in $(nodes "${2:-}"); do start_node "$i"; done
+    for i in $(nodes "${2:-}"); do wait_node "$i"; done
+    ;;
+  stop)
+    for i in $(nodes "${2:-}"); do stop_daemon "kafka-$i" 60; done
+    ;;
+  kill)
+    # Abrupt death, for fault tests: no clean shutdown, the node recovers its log on start.
+    for i in $(nodes "${2:-}"); do
+      pid_running "kafka-$i" && kill -KILL "$(cat "$(pidfile "kafka-$i")")"
+      rm -f "$(pidfile "kafka-$i")"
+    done
+    ;;
+  status)
+    rc=0
+    for i in $(nodes "${2:-}"); do
+      if pid_running "kafka-$i" && port_open "$(client_port "$i")"; then
+        echo "kafka node $i: running on $GENSTREAM_HOST:$(client_port "$i") (Kafka $GENSTREAM_KAFKA_VERSION, KRaft)"
+      else
+        echo "kafka node $i: stopped"; rc=3
+      fi
+    done
+    exit $rc
+    ;;
+  *) die "usage: $0 start|stop|kill|status [NODE]" ;;
+esac

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# genstream's own services, in the background, logs in var/log/<service>.log.
+# Usage: infra/services.sh up|down|status
+source "$(dirname "$0")/lib.sh"
+
+# name|command (run from the checkout's root with the stack's settings in the environment)
+SERVICES=(
+  "api|$GENSTREAM_VENV/bin/genstream-api"
+)
+
+api_ready() { curl -fsS -o /dev/null --max-time 2 "http://$GENSTREAM_HOST:$GENSTREAM_API_PORT/healthz"; }
+
+up() {
+  [[ -f $GENSTREAM_STACK_ENV ]] || die "the stack is not up; run make infra-up first"
+  local entry name cmd
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%|*}; cmd=${entry#*|}
+    pid_running "$name" && continue
+    [[ $name == api ]] && ensure_port_free "$GENSTREAM_API_PORT" "the API"
+    (cd "$GENSTREAM_ROOT" && set -a && . "$GENSTREAM_STACK_ENV" && set +a \
+      && GENSTREAM_API__PORT="$GENSTREAM_API_PORT" start_daemon "$name" "$GENSTREAM_LOG_DIR/$name.log" $cmd)
+  done
+  wait_until 60 "api (http://$GENSTREAM_HOST:$GENSTREAM_API_PORT)" api_ready \
+    || die_with_log "$GENSTREAM_LOG_DIR/api.log" "the API did not answer /healthz within 60s"
+}
+
+down() {
+  local entry
+  for entry in "${SERVICES[@]}"; do stop_daemon "${entry%%|*}" 30; done
+}
+
+status() {
+  local entry name
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%|*}
+    if pid_running "$name"; then echo "$name: running (pid $(cat "$(pidfile "$name")"))"; else echo "$name: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: $0 up|down|status" ;;
+esac

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs everything the stack and the tests need, each step only when missing:
+# the Python environment, Kafka's jars (Maven Central), MinIO (go install), PostgreSQL (Debian).
+# Usage: infra/setup.sh [python|kafka|s3|postgres|all]
+source "$(dirname "$0")/lib.sh"
+
+setup_python() {
+  need_cmd python3 "install Python 3.11 or newer"
+  local stamp="$GENSTREAM_VENV/.genstream-installed" hash
+  hash=$(sha256sum "$GENSTREAM_ROOT/pyproject.toml" | cut -c1-16)
+  if [[ -f $stamp && $(cat "$stamp") == "$hash" ]]; then
+    return 0
+  fi
+  log "python: creating $GENSTREAM_VENV and installing genstream with its dev tools"
+  [[ -x $(python_bin) ]] || python3 -m venv "$GENSTREAM_VENV"
+  local pip_log="$GENSTREAM_LOG_DIR/pip.log"
+  if ! { "$(python_bin)" -m pip install -q --upgrade pip \
+      && "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[dev]"; } >"$pip_log" 2>&1; then
+    tail -n 30 "$pip_log" >&2
+    die "installing the Python dependencies failed (full log: $pip_log)"
+  fi
+  echo "$hash" >"$stamp"
+}
+
+setup_kafka() {
+  local libs="$GENSTREAM_CACHE_DIR/kafka/$GENSTREAM_KAFKA_VERSION/libs"
+  if [[ -f $libs/.complete ]]; then
+    return 0
+  fi
+  need_cmd java "Kafka needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+  need_cmd mvn "Kafka is assembled from Maven Central with mvn (apt-get install maven)"
+  local major
+  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  (( major >= 17 )) || die "Kafka $GENSTREAM_KAFKA_VERSION needs Java 17 or newer; found Java $major"
+  log "kafka: fetching Apache Kafka $GENSTREAM_KAFKA_VERSION from Maven Central"
+  rm -rf "$libs"
+  mvn -q -B -Dstyle.color=never -f "$GENSTREAM_ROOT/infra/kafka/pom.xml" \
+    -Dmaven.repo.local="$GENSTREAM_CACHE_DIR/m2" \
+    -Dkafka.version="$GENSTREAM_KAFKA_VERSION" \
+    -Dkafka.libdir="$libs" dependency:copy-dependencies \
+    || die "downloading Kafka $GENSTREAM_KAFKA_VERSION from Maven Central failed (see mvn's message above)"
+  [[ -f $libs/kafka_2.13-$GENSTREAM_KAFKA_VERSION.jar ]] || die "Kafka jars missing after download"
+  touch "$libs/.complete"
+}
+
+setup_s3() {
+  local bin="$GENSTREAM_CACHE_DIR/bin/minio" stamp="$GENSTREAM_CACHE_DIR/bin/minio.version"
+  if [[ -x $bin && -f $stamp && $(cat "$stamp") == "$GENSTREAM_MINIO_VERSION" ]]; then
+    return 0
+  fi
+  need_cmd go "MinIO is built with go install (install Go 1.24 or newer)"
+  log "s3: building MinIO $GENSTREAM_MINIO_VERSION with go install (a few minutes on 2 cores)"
+  local gopath="$GENSTREAM_CACHE_DIR/go"
+  GOBIN="$GENSTREAM_CACHE_DIR/bin" GOPATH="$gopath" GOMODCACHE="$gopath/mod" GOFLAGS=-modcacherw \
+    go install "github.com/minio/minio@$GENSTREAM_MINIO_VERSION" \
+    || die "building MinIO failed (see go's message above)"
+  echo "$GENSTREAM_MINIO_VERSION" >"$stamp"
+  # The module sources (over a gigabyte) are only needed to build; the binary is what we keep.
+  GOPATH="$gopath" GOMODCACHE="$gopath/mod" go clean -modcache
+}
+
+setup_postgres() {
+  if pg_bin initdb >/dev/null 2>&1; then
+    return 0
+  fi
+  need_cmd apt-get "PostgreSQL is installed from Debian's packages"
+  log "postgres: installing PostgreSQL from Debian's packages"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null \
+    || die "apt-get install postgresql failed"
+  pg_bin initdb >/dev/null || die "PostgreSQL installed but initdb not found"
+}
+
+case "${1:-all}" in
+  python) setup_python ;;
+  kafka) setup_kafka ;;
+  s3) setup_s3 ;;
+  postgres) setup_postgres ;;
+  all) setup_python; setup_kafka; setup_postgres; setup_s3 ;;
+  *) die "usage: $0 [python|kafka|s3|postgres|all]" ;;
+esac

@@ -1,0 +1,1 @@
+"""The Faust stream processors: dedupe, credits, plan limits, priority routing, cancellation."""

@@ -1,0 +1,154 @@
+"""The infra scripts themselves: idempotent start, clean stop, clear errors.
+
+These run a second, private stack (own data directory and ports) beside the one the other
+tests use, so stopping it cannot disturb them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "infra" / "stack.sh"
+
+
+def _run(
+    script: Path, *args: str, env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(script), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _processes_mentioning(needle: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def private_stack(unique: str) -> Iterator[tuple[dict[str, str], Path]]:
+    # Inside the checkout, not /tmp: PostgreSQL's own user must be able to reach the directory.
+    var_dir = ROOT / "var" / "test-stacks" / unique
+    var_dir.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "GENSTREAM_VAR_DIR": str(var_dir),
+        "GENSTREAM_KAFKA_PORT": "19092",
+        "GENSTREAM_KAFKA_HEAP": "256m",
+        "GENSTREAM_PG_PORT": "55442",
+        "GENSTREAM_S3_PORT": "19000",
+        "GENSTREAM_S3_CONSOLE_PORT": "19001",
+        "GENSTREAM_API_PORT": "18000",
+    }
+    for name in list(env):
+        if name.startswith("GENSTREAM_") and "__" in name:
+            del env[name]
+    try:
+        yield env, var_dir
+    finally:
+        _run(STACK, "down", env=env)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _pids(var_dir: Path) -> dict[str, str]:
+    pids = {p.stem: p.read_text().strip() for p in (var_dir / "run").glob("*.pid")}
+    postmaster = var_dir / "postgres" / "data" / "postmaster.pid"
+    if postmaster.exists():
+        pids["postgres"] = postmaster.read_text().splitlines()[0]
+    return pids
+
+
+def test_up_twice_then_down_leaves_nothing(private_stack: tuple[dict[str, str], Path]) -> None:
+    env, var_dir = private_stack
+    first = _run(STACK, "up", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "stack ready" in first.stderr
+    running = _pids(var_dir)
+    assert set(running) == {"kafka-1", "postgres", "s3"}
+
+    second = _run(STACK, "up", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "0 created" in second.stdout  # topics already there
+    assert _pids(var_dir) == running
+
+    status = _run(STACK, "status", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "kafka node 1: running on 127.0.0.1:19092" in status.stdout
+
+    down = _run(STACK, "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert _processes_mentioning(str(var_dir)) == []
+    assert not any(_port_open(port) for port in (19092, 19093, 55442, 19000, 19001))
+    stopped = _run(STACK, "status", env=env)
+    assert stopped.returncode != 0
+    assert "kafka node 1: stopped" in stopped.stdout
+
+
+def test_taken_port_is_reported(private_stack: tuple[dict[str, str], Path]) -> None:
+    env, _ = private_stack
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = _run(
+            ROOT / "infra" / "s3.sh", "start", env={**env, "GENSTREAM_S3_PORT": str(port)}
+        )
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr
+
+
+def test_missing_java_is_reported(
+    private_stack: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, _ = private_stack
+    # A PATH with the shell's basic tools but no java, and an empty cache so Kafka must be fetched.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "dirname", "mkdir", "cat", "date", "sha256sum", "cut", "rm"):
+        located = shutil.which(tool)
+        assert located is not None
+        (tools / tool).symlink_to(located)
+    result = _run(
+        ROOT / "infra" / "setup.sh",
+        "kafka",
+        env={**env, "PATH": str(tools), "GENSTREAM_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode != 0
+    assert "java is not installed" in result.stderr
+
+
+def test_failed_download_is_reported(
+    private_stack: tuple[dict[str, str], Path], unique: str
+) -> None:
+    env, _ = private_stack
+    version = f"0.0.0-missing-{unique}"
+    try:
+        result = _run(
+            ROOT / "infra" / "setup.sh", "kafka", env={**env, "GENSTREAM_KAFKA_VERSION": version}
+        )
+    finally:
+        shutil.rmtree(ROOT / ".cache" / "kafka" / version, ignore_errors=True)
+    assert result.returncode != 0
+    assert f"downloading Kafka {version} from Maven Central failed" in result.stderr
