@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from contracts import ALL_TOPICS
+from contracts import ALL_TOPICS, JOBS_REQUESTED
 from genstream.db import upgrade
-from genstream.kafka import ensure_topics, wait_for_brokers
+from genstream.kafka import ensure_topics, wait_for_brokers, wait_for_group_coordinator
 from genstream.settings import StackSettings
 from genstream.storage import ensure_buckets, s3_client
 
@@ -29,6 +29,7 @@ def bootstrap(settings: StackSettings, *, timeout_s: float = 90.0) -> BootstrapR
     expected = len(settings.kafka.bootstrap_servers.split(","))
     brokers = wait_for_brokers(settings.kafka, expected=expected, timeout_s=timeout_s)
     created = ensure_topics(settings.kafka, ALL_TOPICS, timeout_s=timeout_s)
+    wait_for_group_coordinator(settings.kafka, topic=JOBS_REQUESTED.name, timeout_s=timeout_s)
     upgrade(settings.pg)
     buckets = asyncio.run(_buckets(settings))
     return BootstrapReport(

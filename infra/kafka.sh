@@ -100,7 +100,9 @@ case "${1:-}" in
     for i in $(nodes "${2:-}"); do wait_node "$i"; done
     ;;
   stop)
-    for i in $(nodes "${2:-}"); do stop_daemon "kafka-$i" 60; done
+    names=()
+    for i in $(nodes "${2:-}"); do names+=("kafka-$i"); done
+    stop_daemons 60 "${names[@]}"
     ;;
   kill)
     # Abrupt death, for fault tests: no clean shutdown, the node recovers its log on start.

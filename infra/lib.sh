@@ -86,15 +86,25 @@ start_daemon() {
   echo $! >"$(pidfile "$name")"
 }
 
-# stop_daemon NAME [SECONDS]: TERM, wait for exit with a deadline, then KILL.
-stop_daemon() {
-  local name=$1 grace=${2:-30} file pid
-  file=$(pidfile "$name")
-  [[ -f $file ]] || return 0
-  pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$(( $(date +%s) + grace ))
+# stop_daemons SECONDS NAME...: TERM to all at once, wait for exits with one deadline, then KILL.
+# Together, because a Kafka node's clean shutdown needs the controller quorum that its peers
+# form: stopped one after another, the last node waits for a quorum that is already gone.
+stop_daemons() {
+  local grace=$1 name file pid
+  shift
+  local -A pids=()
+  for name in "$@"; do
+    file=$(pidfile "$name")
+    [[ -f $file ]] || continue
+    pid=$(cat "$file")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids[$name]=$pid
+    fi
+  done
+  local deadline=$(( $(date +%s) + grace ))
+  for name in "${!pids[@]}"; do
+    pid=${pids[$name]}
     while kill -0 "$pid" 2>/dev/null; do
       if (( $(date +%s) >= deadline )); then
         log "$name did not stop in ${grace}s; killing it"
@@ -103,9 +113,11 @@ stop_daemon() {
       fi
       sleep 0.2
     done
-  fi
-  rm -f "$file"
+  done
+  for name in "$@"; do rm -f "$(pidfile "$name")"; done
 }
+
+stop_daemon() { stop_daemons "${2:-30}" "$1"; }
 
 # Reads or creates the generated local credentials; never committed (var/ is ignored).
 load_secrets() {

@@ -51,12 +51,13 @@ setup_s3() {
   need_cmd go "MinIO is built with go install (install Go 1.24 or newer)"
   log "s3: building MinIO $GENSTREAM_MINIO_VERSION with go install (a few minutes on 2 cores)"
   local gopath="$GENSTREAM_CACHE_DIR/go"
-  GOBIN="$GENSTREAM_CACHE_DIR/bin" GOPATH="$gopath" GOMODCACHE="$gopath/mod" GOFLAGS=-modcacherw \
-    go install "github.com/minio/minio@$GENSTREAM_MINIO_VERSION" \
+  export GOBIN="$GENSTREAM_CACHE_DIR/bin" GOPATH="$gopath" GOMODCACHE="$gopath/mod" \
+    GOCACHE="$gopath/build" GOFLAGS=-modcacherw
+  go install "github.com/minio/minio@$GENSTREAM_MINIO_VERSION" \
     || die "building MinIO failed (see go's message above)"
   echo "$GENSTREAM_MINIO_VERSION" >"$stamp"
-  # The module sources (over a gigabyte) are only needed to build; the binary is what we keep.
-  GOPATH="$gopath" GOMODCACHE="$gopath/mod" go clean -modcache
+  # Sources and build cache (over a gigabyte) are only needed to build; the binary is what we keep.
+  go clean -modcache -cache
 }
 
 setup_postgres() {

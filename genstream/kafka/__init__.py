@@ -1,6 +1,11 @@
 """Kafka kit: typed settings, administration, and a consumer of typed events."""
 
-from genstream.kafka.admin import delete_topics, ensure_topics, wait_for_brokers
+from genstream.kafka.admin import (
+    delete_topics,
+    ensure_topics,
+    wait_for_brokers,
+    wait_for_group_coordinator,
+)
 from genstream.kafka.config import KafkaSettings
 from genstream.kafka.consumer import ConsumedEvent, EventConsumer
 from genstream.kafka.errors import (
@@ -21,4 +26,5 @@ __all__ = [
     "delete_topics",
     "ensure_topics",
     "wait_for_brokers",
+    "wait_for_group_coordinator",
 ]

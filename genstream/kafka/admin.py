@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
@@ -34,6 +34,28 @@ def wait_for_brokers(settings: KafkaSettings, *, expected: int, timeout_s: float
     raise BrokersUnavailableError(
         f"{seen} of {expected} Kafka brokers at {settings.bootstrap_servers} after {timeout_s:.0f}s"
     )
+
+
+def wait_for_group_coordinator(
+    settings: KafkaSettings, *, topic: str, timeout_s: float = 60.0
+) -> None:
+    """Waits until consumer groups work, which creates the offsets topic on a new cluster.
+
+    Doing this while every broker is up matters on a replicated cluster: the offsets topic
+    is created with the full replication factor, which a cluster missing a broker refuses.
+    """
+    consumer = Consumer(settings.librdkafka(**{"group.id": "genstream-bootstrap"}))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                consumer.committed([TopicPartition(topic, 0)], timeout=5)
+                return
+            except KafkaException as exc:
+                if time.monotonic() >= deadline:
+                    raise BrokersUnavailableError(f"no group coordinator: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def _topic_config(spec: TopicSpec, settings: KafkaSettings) -> dict[str, str]:

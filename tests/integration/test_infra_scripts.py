@@ -14,6 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from contracts import JOBS_LIFECYCLE, Envelope, JobStarted
+from genstream.kafka import EventConsumer, KafkaSettings, ensure_topics, wait_for_brokers
+from producers import EventProducer
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "infra" / "stack.sh"
@@ -152,3 +157,54 @@ def test_failed_download_is_reported(
         shutil.rmtree(ROOT / ".cache" / "kafka" / version, ignore_errors=True)
     assert result.returncode != 0
     assert f"downloading Kafka {version} from Maven Central failed" in result.stderr
+
+
+def test_three_brokers_keep_acks_all_writes_through_one_loss(
+    private_stack: tuple[dict[str, str], Path], unique: str
+) -> None:
+    env, _ = private_stack
+    env = {**env, "GENSTREAM_KAFKA_BROKERS": "3", "GENSTREAM_KAFKA_PORT": "29092"}
+    kafka = ROOT / "infra" / "kafka.sh"
+    try:
+        started = _run(kafka, "start", env=env)
+        assert started.returncode == 0, started.stderr
+        settings = KafkaSettings(
+            bootstrap_servers="127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096",
+            replication_factor=3,
+            min_insync_replicas=2,
+        )
+        assert wait_for_brokers(settings, expected=3, timeout_s=60) == 3
+        spec = JOBS_LIFECYCLE.prefixed(f"test.{unique}.")
+        ensure_topics(settings, [spec])
+
+        admin = AdminClient(settings.librdkafka())
+        partitions = admin.list_topics(spec.name, timeout=10).topics[spec.name].partitions
+        assert {len(p.replicas) for p in partitions.values()} == {3}
+        resource = ConfigResource(ResourceType.TOPIC, spec.name)
+        config = admin.describe_configs([resource])[resource].result()
+        assert config["min.insync.replicas"].value == "2"
+
+        job = f"job-{unique}"
+        with EventProducer(settings=settings) as producer:
+            producer.send_and_wait(spec, _started(job, attempt=1))
+            killed = _run(kafka, "kill", "3", env=env)
+            assert killed.returncode == 0, killed.stderr
+            # Two replicas remain in sync, which is what min.insync.replicas=2 asks of acks=all.
+            producer.send_and_wait(spec, _started(job, attempt=2), timeout_s=60)
+
+        with EventConsumer(
+            settings=settings, group_id=f"test-{unique}", topics=[spec.name]
+        ) as consumer:
+            events = consumer.drain(until=lambda got: len(got) >= 2, timeout_s=60)
+        assert [event.envelope.data.attempt for event in events] == [1, 2]
+    finally:
+        _run(kafka, "stop", env=env)
+    assert _processes_mentioning(f"{private_stack[1]}/kafka") == []
+
+
+def _started(job_id: str, *, attempt: int) -> Envelope[JobStarted]:
+    return Envelope.wrap(
+        JobStarted(job_id=job_id, worker_id="w-1", attempt=attempt),
+        user_id="user-1",
+        source="genstream/tests",
+    )
