@@ -1,19 +1,49 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory: collaborators are passed in, so tests build their own."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from api.body_limit import BodyLimitMiddleware
 from api.health import router as health_router
+from api.metrics import MetricsMiddleware
+from api.metrics import router as metrics_router
+from api.problems import install_problem_handlers
+from api.ratelimit import RateLimiter
+from api.routers import ROUTERS
 from api.settings import ApiSettings
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def create_app(
+    settings: ApiSettings, *, engine: AsyncEngine, dispose_engine: bool = False
+) -> FastAPI:
+    """Builds the API around ``engine``; ``dispose_engine`` closes the engine on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if dispose_engine:
+            await engine.dispose()
+
     app = FastAPI(
         title="genstream",
         version="0.1.0",
         description="Paid AI media generation on Kafka: submit jobs, watch them, fetch outputs.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+    app.state.rate_limiter = RateLimiter(engine=engine)
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.include_router(health_router)
+    app.include_router(metrics_router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from genstream.db import PostgresSettings
@@ -12,13 +12,61 @@ from genstream.kafka import KafkaSettings
 from genstream.settings import settings_config
 from genstream.storage import S3Settings
 
+_MIN_SECRET_BYTES = 32
+
 
 class HttpSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses whose ``X-Forwarded-For`` is believed when limiting per client address."""
+
+
+class AuthSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    jwt_secret: SecretStr = SecretStr("")
+    """HMAC key of access tokens; at least 32 bytes, the same for every API process."""
+    jwt_issuer: str = "genstream"
+    access_ttl_s: int = Field(default=900, ge=30, le=24 * 3600)
+    refresh_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    password_min_length: int = Field(default=10, ge=8)
+    signup_credits: int = Field(default=100, ge=0)
+    """Credits granted at registration."""
+
+
+class OidcSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    issuer: str | None = None
+    """Issuer whose ID tokens are accepted (``iss``); OIDC sign-in is off without it."""
+    audience: str | None = None
+    """This application's client id at the issuer (``aud``)."""
+    jwks_url: str | None = None
+    """Where the issuer publishes its signing keys; default ``<issuer>/.well-known/jwks.json``."""
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    jwks_cache_s: int = Field(default=600, ge=0)
+
+
+class PaymentSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    webhook_secret: SecretStr = SecretStr("")
+    """Signing secret of payment webhooks (Stripe's ``whsec_…``)."""
+    tolerance_s: int = Field(default=300, ge=1)
+
+
+class RateLimitSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    auth_per_ip: int = Field(default=30, ge=1)
+    """Auth requests per client address per window."""
+    auth_per_account: int = Field(default=10, ge=1)
+    """Auth attempts per account (email) per window."""
+    window_s: int = Field(default=60, ge=1)
 
 
 class ApiSettings(BaseSettings):
@@ -27,6 +75,22 @@ class ApiSettings(BaseSettings):
     environment: Literal["local", "test", "production"] = "local"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: HttpSettings = Field(default_factory=HttpSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+
+    @model_validator(mode="after")
+    def _secrets_are_real(self) -> ApiSettings:
+        secret = self.auth.jwt_secret.get_secret_value()
+        if len(secret.encode()) < _MIN_SECRET_BYTES or secret.lower().startswith("changeme"):
+            raise ValueError(
+                "GENSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
+                f"{_MIN_SECRET_BYTES} bytes (make infra-up generates one for local runs)"
+            )
+        if self.environment == "production" and not self.payments.webhook_secret.get_secret_value():
+            raise ValueError("GENSTREAM_PAYMENTS__WEBHOOK_SECRET must be set in production")
+        return self

@@ -6,6 +6,7 @@ this package imports nothing from them.
 
 from __future__ import annotations
 
+from contracts.catalog import Catalog, PlanLimits, Price, load_catalog
 from contracts.codec import CONTENT_TYPE, decode, encode, kafka_headers
 from contracts.credits import (
     CreditEvent,
@@ -15,7 +16,15 @@ from contracts.credits import (
     CreditsReserved,
     CreditsSettled,
 )
-from contracts.enums import TERMINAL_STATUSES, JobStatus, JobType, Plan, RejectReason, Tier
+from contracts.enums import (
+    TERMINAL_STATUSES,
+    JobStatus,
+    JobType,
+    Plan,
+    RejectReason,
+    Tier,
+    Workload,
+)
 from contracts.envelope import Envelope
 from contracts.errors import (
     ContractError,
@@ -53,6 +62,7 @@ from contracts.jobs import (
     JobRequested,
     JobRetried,
     JobStarted,
+    MediaInfo,
     OutputFile,
 )
 from contracts.plans import PlanChanged
@@ -74,6 +84,7 @@ from contracts.topics import (
     tier_topics,
     topic_by_name,
     topics_for_event,
+    workload_of,
 )
 from contracts.traceparent import TraceParent, child_traceparent, new_traceparent
 
@@ -93,6 +104,7 @@ __all__ = [
     "USERS_PLANS",
     "WORKLOADS",
     "AudioSpeechInput",
+    "Catalog",
     "ContractError",
     "CreditEvent",
     "CreditsGranted",
@@ -126,9 +138,12 @@ __all__ = [
     "JobStatus",
     "JobType",
     "MalformedEventError",
+    "MediaInfo",
     "OutputFile",
     "Plan",
     "PlanChanged",
+    "PlanLimits",
+    "Price",
     "Registry",
     "RejectReason",
     "RoutingError",
@@ -141,15 +156,18 @@ __all__ = [
     "Upcaster",
     "VideoEnhanceInput",
     "VideoGenerateInput",
+    "Workload",
     "child_traceparent",
     "decode",
     "encode",
     "input_model_for",
     "kafka_headers",
+    "load_catalog",
     "new_traceparent",
     "partition_key",
     "tier_topic",
     "tier_topics",
     "topic_by_name",
     "topics_for_event",
+    "workload_of",
 ]

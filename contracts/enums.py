@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TERMINAL_STATUSES", "JobStatus", "JobType", "Plan", "RejectReason", "Tier"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "JobStatus",
+    "JobType",
+    "Plan",
+    "RejectReason",
+    "Tier",
+    "Workload",
+]
 
 
 class JobType(StrEnum):
@@ -22,6 +30,15 @@ class JobType(StrEnum):
     SYNTHETIC = "synthetic"
 
 
+class Workload(StrEnum):
+    """A family of job types served by one consumer group (one kind of model and GPU)."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    SYNTHETIC = "synthetic"
+
+
 class Tier(StrEnum):
     """Dispatch priority class. Declared in priority order: iterate to go from first to last."""
 
@@ -31,16 +48,11 @@ class Tier(StrEnum):
 
 
 class Plan(StrEnum):
-    """A user's subscription plan."""
+    """A user's subscription plan; its limits and tier are data in ``catalog.toml``."""
 
     FREE = "FREE"
     CREATOR = "CREATOR"
     PRO = "PRO"
-
-    @property
-    def tier(self) -> Tier:
-        """The dispatch tier a plan's jobs run in."""
-        return Tier(self.value.lower())
 
 
 class RejectReason(StrEnum):

@@ -46,6 +46,7 @@ __all__ = [
     "JobStarted",
     "JobStatus",
     "JobType",
+    "MediaInfo",
     "OutputFile",
     "Plan",
     "RejectReason",
@@ -64,6 +65,18 @@ def _check_input_kind(job_type: JobType, job_input: BaseModel) -> None:
         raise ValueError(f"input kind {kind!r} does not match job_type {job_type.value!r}")
 
 
+class MediaInfo(BaseModel):
+    """What the API measured of an uploaded input, so that limits and prices can use it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    content_type: ContentType
+    size: Annotated[int, Field(ge=0)]
+    duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    width: Annotated[int, Field(gt=0)] | None = None
+    height: Annotated[int, Field(gt=0)] | None = None
+
+
 class JobRequested(JobEvent):
     """A user asked for a job; the API emits it once the request is valid."""
 
@@ -76,6 +89,8 @@ class JobRequested(JobEvent):
     """The client's ``Idempotency-Key``; a repeat with the same key is the same job."""
     webhook_url: HttpUrlStr | None = None
     requested_at: UtcDatetime
+    media: MediaInfo | None = None
+    """Measurements of the uploaded input, for job types that take one."""
 
     @model_validator(mode="after")
     def _input_matches_type(self) -> JobRequested:

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from contracts.credits import CREDIT_EVENT_TYPES
-from contracts.enums import JobType, Tier
+from contracts.enums import JobType, Tier, Workload
 from contracts.envelope import Envelope
 from contracts.errors import RoutingError
 from contracts.event import Event, JobEvent
@@ -84,33 +84,45 @@ def _types(*models: type[Event]) -> frozenset[str]:
     return frozenset(model.wire_type() for model in models)
 
 
-WORKLOADS: Final[Mapping[JobType, str]] = MappingProxyType(
+WORKLOADS: Final[Mapping[JobType, Workload]] = MappingProxyType(
     {
-        JobType.IMAGE_GENERATE: "image-generate",
-        JobType.IMAGE_EDIT: "image-edit",
-        JobType.VIDEO_GENERATE: "video-generate",
-        JobType.VIDEO_ENHANCE: "video-enhance",
-        JobType.AUDIO_SPEECH: "audio-speech",
-        JobType.SYNTHETIC: "synthetic",
+        JobType.IMAGE_GENERATE: Workload.IMAGE,
+        JobType.IMAGE_EDIT: Workload.IMAGE,
+        JobType.VIDEO_GENERATE: Workload.VIDEO,
+        JobType.VIDEO_ENHANCE: Workload.VIDEO,
+        JobType.AUDIO_SPEECH: Workload.AUDIO,
+        JobType.SYNTHETIC: Workload.SYNTHETIC,
     }
 )
-"""The workload name of each job type, as used in topic names and consumer groups."""
+"""The workload (consumer group and tier topics) that serves each job type."""
 
 
-def tier_topic(job_type: JobType | str, tier: Tier | str) -> str:
-    """The dispatch topic of a job type and tier, e.g. ``jobs.image-generate.pro``."""
-    return f"jobs.{WORKLOADS[JobType(job_type)]}.{Tier(tier).value}"
+def workload_of(job_type: JobType | Workload | str) -> Workload:
+    if isinstance(job_type, Workload):
+        return job_type
+    try:
+        return WORKLOADS[JobType(job_type)]
+    except ValueError:
+        return Workload(job_type)
 
 
-def tier_topics(job_type: JobType | str) -> tuple[str, ...]:
+def tier_topic(job_type: JobType | Workload | str, tier: Tier | str) -> str:
+    """The dispatch topic of a job type's (or workload's) tier, e.g. ``jobs.image.pro``."""
+    return f"jobs.{workload_of(job_type).value}.{Tier(tier).value}"
+
+
+def tier_topics(job_type: JobType | Workload | str) -> tuple[str, ...]:
     """A workload's dispatch topics in priority order, highest first."""
     return tuple(tier_topic(job_type, tier) for tier in Tier)
 
 
+USER_PARTITIONS: Final = 12
+"""Partitions of every user-keyed topic; equal counts keep a user on one partition number."""
+
 JOBS_REQUESTED: Final = TopicSpec(
     name="jobs.requested",
     key="user_id",
-    partitions=12,
+    partitions=USER_PARTITIONS,
     retention_ms=7 * _DAY_MS,
     event_types=_types(JobRequested, JobCancelRequested),
     description=(
@@ -119,17 +131,17 @@ JOBS_REQUESTED: Final = TopicSpec(
     ),
 )
 
-TIER_TOPICS: Final[Mapping[tuple[JobType, Tier], TopicSpec]] = MappingProxyType(
+TIER_TOPICS: Final[Mapping[tuple[Workload, Tier], TopicSpec]] = MappingProxyType(
     {
-        (job_type, tier): TopicSpec(
-            name=tier_topic(job_type, tier),
+        (workload, tier): TopicSpec(
+            name=tier_topic(workload, tier),
             key="job_id",
             partitions=6,
             retention_ms=7 * _DAY_MS,
             event_types=_types(JobQueued),
-            description=f"Dispatch of {job_type.value} jobs in the {tier.value} tier.",
+            description=f"Dispatch of {workload.value} jobs in the {tier.value} tier.",
         )
-        for job_type in JobType
+        for workload in Workload
         for tier in Tier
     }
 )
@@ -164,7 +176,7 @@ JOBS_PROGRESS: Final = TopicSpec(
 CREDITS_LEDGER: Final = TopicSpec(
     name="credits.ledger",
     key="user_id",
-    partitions=12,
+    partitions=USER_PARTITIONS,
     retention_ms=FOREVER,
     event_types=_types(*CREDIT_EVENT_TYPES),
     description="Every credit movement; a user's balance is the sum of their records.",
@@ -173,7 +185,8 @@ CREDITS_LEDGER: Final = TopicSpec(
 USERS_PLANS: Final = TopicSpec(
     name="users.plans",
     key="user_id",
-    partitions=6,
+    # As many as the other user-keyed topics: the processors join them partition by partition.
+    partitions=USER_PARTITIONS,
     retention_ms=FOREVER,
     cleanup_policy="compact",
     event_types=_types(PlanChanged),

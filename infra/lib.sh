@@ -130,6 +130,13 @@ load_secrets() {
       printf 'GENSTREAM_S3_SECRET_KEY=%s\n' "$(head -c 30 /dev/urandom | base64 | tr -d '/+=')"
     } >"$file"
   fi
+  # Secrets added in later versions are appended to an existing file.
+  if ! grep -q '^GENSTREAM_JWT_SECRET=' "$file"; then
+    printf 'GENSTREAM_JWT_SECRET=%s\n' "$(head -c 48 /dev/urandom | base64 | tr -d '/+=')" >>"$file"
+  fi
+  if ! grep -q '^GENSTREAM_PAYMENTS_WEBHOOK_SECRET=' "$file"; then
+    printf 'GENSTREAM_PAYMENTS_WEBHOOK_SECRET=whsec_%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >>"$file"
+  fi
   # shellcheck disable=SC1090
   set -a; . "$file"; set +a
 }

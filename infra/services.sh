@@ -5,6 +5,8 @@ source "$(dirname "$0")/lib.sh"
 
 # name|command (run from the checkout's root with the stack's settings in the environment)
 SERVICES=(
+  "outbox-relay|$GENSTREAM_VENV/bin/genstream-outbox-relay"
+  "projection|$GENSTREAM_VENV/bin/genstream-projection"
   "api|$GENSTREAM_VENV/bin/genstream-api"
 )
 
@@ -22,6 +24,10 @@ up() {
   done
   wait_until 60 "api (http://$GENSTREAM_HOST:$GENSTREAM_API_PORT)" api_ready \
     || die_with_log "$GENSTREAM_LOG_DIR/api.log" "the API did not answer /healthz within 60s"
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%%|*}
+    pid_running "$name" || die_with_log "$GENSTREAM_LOG_DIR/$name.log" "$name exited after starting"
+  done
 }
 
 down() {

@@ -34,11 +34,12 @@ setup_kafka() {
   (( major >= 17 )) || die "Kafka $GENSTREAM_KAFKA_VERSION needs Java 17 or newer; found Java $major"
   log "kafka: fetching Apache Kafka $GENSTREAM_KAFKA_VERSION from Maven Central"
   rm -rf "$libs"
-  mvn -q -B -Dstyle.color=never -f "$GENSTREAM_ROOT/infra/kafka/pom.xml" \
+  mvn -B -f "$GENSTREAM_ROOT/infra/kafka/pom.xml" \
     -Dmaven.repo.local="$GENSTREAM_CACHE_DIR/m2" \
     -Dkafka.version="$GENSTREAM_KAFKA_VERSION" \
-    -Dkafka.libdir="$libs" dependency:copy-dependencies \
-    || die "downloading Kafka $GENSTREAM_KAFKA_VERSION from Maven Central failed (see mvn's message above)"
+    -Dkafka.libdir="$libs" dependency:copy-dependencies >"$GENSTREAM_LOG_DIR/kafka-fetch.log" 2>&1 \
+    || die_with_log "$GENSTREAM_LOG_DIR/kafka-fetch.log" \
+      "downloading Kafka $GENSTREAM_KAFKA_VERSION from Maven Central failed"
   [[ -f $libs/kafka_2.13-$GENSTREAM_KAFKA_VERSION.jar ]] || die "Kafka jars missing after download"
   touch "$libs/.complete"
 }
@@ -53,8 +54,8 @@ setup_s3() {
   local gopath="$GENSTREAM_CACHE_DIR/go"
   export GOBIN="$GENSTREAM_CACHE_DIR/bin" GOPATH="$gopath" GOMODCACHE="$gopath/mod" \
     GOCACHE="$gopath/build" GOFLAGS=-modcacherw
-  go install "github.com/minio/minio@$GENSTREAM_MINIO_VERSION" \
-    || die "building MinIO failed (see go's message above)"
+  go install "github.com/minio/minio@$GENSTREAM_MINIO_VERSION" >"$GENSTREAM_LOG_DIR/minio-build.log" 2>&1 \
+    || die_with_log "$GENSTREAM_LOG_DIR/minio-build.log" "building MinIO failed"
   echo "$GENSTREAM_MINIO_VERSION" >"$stamp"
   # Sources and build cache (over a gigabyte) are only needed to build; the binary is what we keep.
   go clean -modcache -cache

@@ -47,6 +47,7 @@ class EventProducer:
             **{
                 "enable.idempotence": True,
                 "acks": "all",
+                "partitioner": "murmur2_random",
                 "linger.ms": linger_ms,
                 "compression.type": "lz4",
                 **(extra or {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,12 +15,27 @@ from genstream.db.config import PostgresSettings
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def sync_engine(settings: PostgresSettings) -> Engine:
-    return create_engine(settings.url(), pool_size=settings.pool_size, pool_pre_ping=True)
+def _connect_args(schema: str | None) -> dict[str, Any]:
+    # A schema of its own per test (or tenant) without changing any query.
+    return {"options": f"-csearch_path={schema}"} if schema else {}
 
 
-def async_engine(settings: PostgresSettings) -> AsyncEngine:
-    return create_async_engine(settings.url(), pool_size=settings.pool_size, pool_pre_ping=True)
+def sync_engine(settings: PostgresSettings, *, schema: str | None = None) -> Engine:
+    return create_engine(
+        settings.url(),
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args=_connect_args(schema),
+    )
+
+
+def async_engine(settings: PostgresSettings, *, schema: str | None = None) -> AsyncEngine:
+    return create_async_engine(
+        settings.url(),
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args=_connect_args(schema),
+    )
 
 
 def alembic_config(settings: PostgresSettings, *, schema: str | None = None) -> Config:

@@ -1,17 +1,38 @@
-"""The PostgreSQL schema genstream owns, as SQLAlchemy 2 models (migrations follow it)."""
+"""The PostgreSQL schema genstream owns, as SQLAlchemy 2 models (migrations follow it).
+
+Users and their credentials are written by the API. Credit balances and the ledger are a
+read model: only the projection writes them, from the ``credits.ledger`` topic.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Uuid, func, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
     pass
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class OutboxMessage(Base):
@@ -25,11 +46,125 @@ class OutboxMessage(Base):
     key: Mapped[bytes | None] = mapped_column(LargeBinary)
     value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     headers: Mapped[list[list[str]]] = mapped_column(JSONB, nullable=False, default=list)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = _created_at()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    partition: Mapped[int | None] = mapped_column(Integer)
+    """Set with ``in_doubt_from`` before a send: where to look for the record after a crash."""
+    in_doubt_from: Mapped[int | None] = mapped_column(BigInteger)
+    """The partition's end offset just before the send; the record, if written, is after it."""
 
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    """Stored lower-cased, so uniqueness ignores case."""
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """Argon2id; ``None`` for users who only sign in through OIDC."""
+    plan: Mapped[str] = mapped_column(String(16), nullable=False, default="FREE")
+    oidc_issuer: Mapped[str | None] = mapped_column(String(512))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc"),)
+
+
+class AuthSession(Base):
+    """One sign-in: the family of refresh tokens that rotate from it."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    """SHA-256 of the token; the token itself is never stored."""
+    issued_at: Mapped[datetime] = _created_at()
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the token was exchanged; a second use revokes the whole session."""
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    """The key's first characters, shown in listings so users can tell keys apart."""
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PaymentEvent(Base):
+    """A payment provider event already handled; its id makes redelivery harmless."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    received_at: Mapped[datetime] = _created_at()
+
+
+class RateLimitWindow(Base):
+    """Requests counted per key in fixed windows, shared by every API process."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CreditBalance(Base):
+    """A user's credits as the ledger says: available and held for running jobs."""
+
+    __tablename__ = "credit_balances"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class CreditLedgerEntry(Base):
+    __tablename__ = "credit_ledger"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
+    user_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    """granted, purchased, reserved, settled or released."""
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    """The change of the available balance (negative for a reservation)."""
+    reserved_change: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    detail: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (Index("ix_credit_ledger_user_seq", "user_id", "seq"),)

@@ -7,7 +7,8 @@ from genstream.kafka.admin import (
     wait_for_group_coordinator,
 )
 from genstream.kafka.config import KafkaSettings
-from genstream.kafka.consumer import ConsumedEvent, EventConsumer
+from genstream.kafka.consumer import ConsumedEvent, EventBatch, EventConsumer
+from genstream.kafka.deadletter import DeadLetters
 from genstream.kafka.errors import (
     BrokersUnavailableError,
     DeliveryError,
@@ -18,7 +19,9 @@ from genstream.kafka.errors import (
 __all__ = [
     "BrokersUnavailableError",
     "ConsumedEvent",
+    "DeadLetters",
     "DeliveryError",
+    "EventBatch",
     "EventConsumer",
     "KafkaKitError",
     "KafkaSettings",

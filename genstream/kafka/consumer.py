@@ -24,6 +24,13 @@ class ConsumedEvent:
     envelope: Envelope[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    events: list[ConsumedEvent]
+    offsets: dict[tuple[str, int], int]
+    """Next offset to read per (topic, partition), covering every record in the batch."""
+
+
 InvalidRecordHandler = Callable[[Message, ContractError], None]
 
 
@@ -77,8 +84,23 @@ class EventConsumer:
 
     def poll(self, timeout: float) -> ConsumedEvent | None:
         message = self._consumer.poll(timeout)
-        if message is None:
-            return None
+        return None if message is None else self._event(message)
+
+    def poll_batch(self, *, max_records: int, timeout: float) -> EventBatch:
+        """Up to ``max_records`` records: the valid events, and the offsets that cover all of
+        them, invalid records included (those were handed to ``on_invalid`` already)."""
+        events: list[ConsumedEvent] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for message in self._consumer.consume(num_messages=max_records, timeout=timeout):
+            event = self._event(message)
+            if message.error() is None:
+                topic, partition, offset = record_position(message)
+                offsets[(topic, partition)] = offset + 1
+            if event is not None:
+                events.append(event)
+        return EventBatch(events=events, offsets=offsets)
+
+    def _event(self, message: Message) -> ConsumedEvent | None:
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
@@ -117,8 +139,13 @@ class EventConsumer:
         return events
 
     def commit(self, event: ConsumedEvent) -> None:
-        offsets = [TopicPartition(event.topic, event.partition, event.offset + 1)]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self.commit_offsets({(event.topic, event.partition): event.offset + 1})
+
+    def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commits next-offsets per (topic, partition), synchronously."""
+        if offsets:
+            positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            self._consumer.commit(offsets=positions, asynchronous=False)
 
     def close(self) -> None:
         self._consumer.close()

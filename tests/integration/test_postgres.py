@@ -5,25 +5,33 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genstream.db import OutboxMessage
+from genstream.db.engine import alembic_config
+from genstream.settings import StackSettings
 
 
 def _session(engine: Engine, schema: str) -> Session:
     return Session(bind=engine.execution_options(schema_translate_map={None: schema}))
 
 
-def test_migrations_create_the_outbox(pg_schema: tuple[Engine, str]) -> None:
+def test_migrations_reach_the_head_revision(
+    stack: StackSettings, pg_schema: tuple[Engine, str]
+) -> None:
     engine, schema = pg_schema
     tables = inspect(engine).get_table_names(schema=schema)
-    assert {"outbox", "alembic_version"} <= set(tables)
+    assert {"outbox", "alembic_version", "users", "credit_ledger"} <= set(tables)
     with engine.connect() as connection:
         query = text(f'SELECT version_num FROM "{schema}".alembic_version')  # noqa: S608
         version = connection.execute(query)
-        assert version.scalar_one() == "0001"
+        assert (
+            version.scalar_one()
+            == ScriptDirectory.from_config(alembic_config(stack.pg)).get_current_head()
+        )
 
 
 def test_outbox_row_round_trips(pg_schema: tuple[Engine, str]) -> None:

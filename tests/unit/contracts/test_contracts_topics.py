@@ -26,19 +26,21 @@ from contracts import (
     PlanChanged,
     RoutingError,
     Tier,
+    Workload,
     decode,
     partition_key,
     tier_topic,
     tier_topics,
     topic_by_name,
     topics_for_event,
+    workload_of,
 )
 from contracts.topics import TIER_TOPICS, WORKLOADS
 
 
 def test_topic_names_are_unique() -> None:
     names = [spec.name for spec in ALL_TOPICS]
-    assert len(names) == len(set(names)) == 7 + len(JobType) * len(Tier)
+    assert len(names) == len(set(names)) == 7 + len(Workload) * len(Tier)
 
 
 @pytest.mark.parametrize("model", EVENT_TYPES, ids=lambda m: m.wire_type())
@@ -59,24 +61,27 @@ def test_only_declared_event_types_are_routed() -> None:
 @pytest.mark.parametrize(
     ("job_type", "tier", "name"),
     [
-        (JobType.IMAGE_GENERATE, Tier.PRO, "jobs.image-generate.pro"),
-        (JobType.IMAGE_EDIT, Tier.CREATOR, "jobs.image-edit.creator"),
-        (JobType.VIDEO_GENERATE, Tier.FREE, "jobs.video-generate.free"),
-        (JobType.VIDEO_ENHANCE, Tier.PRO, "jobs.video-enhance.pro"),
-        (JobType.AUDIO_SPEECH, Tier.FREE, "jobs.audio-speech.free"),
+        (JobType.IMAGE_GENERATE, Tier.PRO, "jobs.image.pro"),
+        (JobType.IMAGE_EDIT, Tier.CREATOR, "jobs.image.creator"),
+        (JobType.VIDEO_GENERATE, Tier.FREE, "jobs.video.free"),
+        (JobType.VIDEO_ENHANCE, Tier.PRO, "jobs.video.pro"),
+        (JobType.AUDIO_SPEECH, Tier.FREE, "jobs.audio.free"),
+        (Workload.VIDEO, Tier.CREATOR, "jobs.video.creator"),
         ("synthetic", "creator", "jobs.synthetic.creator"),
     ],
 )
-def test_tier_topic_names(job_type: JobType | str, tier: Tier | str, name: str) -> None:
+def test_tier_topic_names(job_type: JobType | Workload | str, tier: Tier | str, name: str) -> None:
     assert tier_topic(job_type, tier) == name
     spec = topic_by_name(name)
-    assert spec is TIER_TOPICS[JobType(job_type), Tier(tier)]
+    assert spec is TIER_TOPICS[workload_of(job_type), Tier(tier)]
     assert (spec.key, spec.partitions, spec.retention_ms) == ("job_id", 6, 7 * 86_400_000)
     assert spec.event_types == {"genstream.job.queued.v1"}
 
 
 def test_every_job_type_has_a_workload_and_tier_topics_in_priority_order() -> None:
     assert set(WORKLOADS) == set(JobType)
+    assert set(WORKLOADS.values()) == set(Workload)
+    assert len(TIER_TOPICS) == len(Workload) * len(Tier)
     assert tier_topics(JobType.SYNTHETIC) == (
         "jobs.synthetic.pro",
         "jobs.synthetic.creator",
@@ -151,3 +156,10 @@ def test_partition_key_refuses_the_wrong_topic() -> None:
     )
     with pytest.raises(RoutingError):
         partition_key(grant, DEADLETTER)
+
+
+def test_user_keyed_topics_are_co_partitioned() -> None:
+    # The processors join these partition by partition; different counts would split a user.
+    user_keyed = [spec for spec in ALL_TOPICS if spec.key == "user_id"]
+    assert {spec.name for spec in user_keyed} >= {"jobs.requested", "credits.ledger", "users.plans"}
+    assert {spec.partitions for spec in user_keyed} == {12}

@@ -1,0 +1,45 @@
+"""FastAPI dependencies, as ``Annotated`` aliases the routes use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.ratelimit import RateLimiter
+from api.settings import ApiSettings
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as session:
+        yield session
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def client_address(
+    request: Request, settings: Annotated[ApiSettings, Depends(get_settings)]
+) -> str:
+    """The caller's address; ``X-Forwarded-For`` counts only when a trusted proxy sent it."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in settings.api.trusted_proxies:
+        return forwarded.split(",")[0].strip()
+    return peer
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClientAddressDep = Annotated[str, Depends(client_address)]

@@ -1,0 +1,1 @@
+"""The projection: consumes event topics and keeps the PostgreSQL read model."""

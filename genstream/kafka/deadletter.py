@@ -1,0 +1,56 @@
+"""Records no consumer can handle go, as received, to the dead-letter topic with the reason."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Message, Producer
+
+from contracts import DEADLETTER, ContractError, TopicSpec
+from genstream.kafka.config import KafkaSettings
+
+_log = logging.getLogger(__name__)
+
+
+class DeadLetters:
+    """An ``on_invalid`` handler for ``EventConsumer``: parks the record and moves on.
+
+    The record's own bytes, key and headers are kept, with headers that say where it came
+    from and why it was refused, so it can be inspected and redriven.
+    """
+
+    def __init__(
+        self, *, settings: KafkaSettings, consumer_name: str, topic: TopicSpec = DEADLETTER
+    ) -> None:
+        self._topic = topic.name
+        config = settings.librdkafka(acks="all")
+        config["enable.idempotence"] = True
+        self._producer = Producer(config)
+        self._consumer_name = consumer_name
+
+    def __call__(self, message: Message, error: ContractError) -> None:
+        original = message.headers() or []
+        headers: list[tuple[str, str | bytes | None]] = [
+            (str(name), value)
+            for name, value in (original.items() if isinstance(original, dict) else original)
+        ]
+        headers += [
+            ("dlq.topic", (message.topic() or "").encode()),
+            ("dlq.partition", str(message.partition()).encode()),
+            ("dlq.offset", str(message.offset()).encode()),
+            ("dlq.consumer", self._consumer_name.encode()),
+            ("dlq.error", f"{type(error).__name__}: {error}"[:1000].encode()),
+        ]
+        self._producer.produce(
+            self._topic, value=message.value(), key=message.key(), headers=headers
+        )
+        # The caller commits past this record next; it must be safely parked first.
+        if self._producer.flush(30) != 0:
+            raise RuntimeError("the dead-letter topic did not acknowledge a parked record")
+        _log.warning(
+            "record parked on the dead-letter topic",
+            extra={"topic": message.topic(), "offset": message.offset(), "error": str(error)[:300]},
+        )
+
+    def close(self) -> None:
+        self._producer.flush(30)

@@ -1,0 +1,307 @@
+"""A user's credits, plan usage and open jobs, and every decision about them.
+
+``apply`` is pure: it takes the state and an event and returns the new state and the events
+it causes (the operations it routes to change the copy it hands them). The stream processor
+keeps one ``Account`` per user in a changelog-backed table and feeds it that user's commands,
+ledger grants, plan changes and job outcomes in order.
+
+Invariants (property-tested): the balance never goes below zero; a job holds credits from
+its acceptance until exactly one settlement or release; available + held credits always
+equal grants + purchases - charges; duplicates change nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import (
+    Catalog,
+    CreditsGranted,
+    CreditsPurchased,
+    CreditsReleased,
+    CreditsReserved,
+    CreditsSettled,
+    Event,
+    JobAccepted,
+    JobCancelled,
+    JobCancelRequested,
+    JobCompleted,
+    JobExpired,
+    JobFailed,
+    JobQueued,
+    JobRejected,
+    JobRequested,
+    JobStarted,
+    JobType,
+    Plan,
+    PlanChanged,
+    RejectReason,
+    tier_topic,
+)
+
+RECENT_LIMIT = 1000
+"""Closed jobs, idempotency keys and ledger keys remembered per user for deduplication."""
+
+VIDEO_TYPES = frozenset({JobType.VIDEO_GENERATE, JobType.VIDEO_ENHANCE})
+
+
+class Hold(BaseModel):
+    """Credits and plan usage held by an accepted job that has not finished."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int
+    video_minutes: int = 0
+    counts_as_video: bool = False
+    status: Literal["queued", "running"] = "queued"
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    balance: int = 0
+    """Credits available to spend."""
+    plan: Plan = Plan.FREE
+    holds: dict[str, Hold] = Field(default_factory=dict)
+    """Open jobs by id."""
+    closed: dict[str, str] = Field(default_factory=dict)
+    """Recently finished or rejected jobs and how they ended (insertion ordered, bounded)."""
+    idempotency: dict[str, str] = Field(default_factory=dict)
+    """Recent idempotency keys and the job each one made."""
+    ledger_keys: dict[str, bool] = Field(default_factory=dict)
+    """Recent grant and purchase idempotency keys already counted."""
+    usage_month: str = ""
+    month_video_minutes: int = 0
+    lifetime_videos: int = 0
+
+    @property
+    def held(self) -> int:
+        return sum(hold.amount for hold in self.holds.values())
+
+
+Outcome = tuple[Account, list[Event]]
+
+
+def _remember(mapping: dict[str, str] | dict[str, bool], key: str, value: str | bool) -> None:
+    mapping[key] = value  # type: ignore[assignment]
+    while len(mapping) > RECENT_LIMIT:
+        del mapping[next(iter(mapping))]
+
+
+def _month(at: datetime) -> str:
+    return at.strftime("%Y-%m")
+
+
+def billable_quantity(request: JobRequested) -> float:
+    """How much of its price unit a job uses: seconds, minutes, characters, or one job."""
+    job_input = request.input
+    match request.job_type:
+        case JobType.VIDEO_GENERATE:
+            return float(getattr(job_input, "duration_s", 1))
+        case JobType.VIDEO_ENHANCE:
+            duration = request.media.duration_s if request.media else None
+            return (duration or 0.0) / 60
+        case JobType.AUDIO_SPEECH:
+            return float(len(getattr(job_input, "text", "")))
+    return 1.0
+
+
+def _video_seconds(request: JobRequested) -> float:
+    if request.job_type is JobType.VIDEO_GENERATE:
+        return float(getattr(request.input, "duration_s", 0))
+    if request.media and request.media.duration_s:
+        return request.media.duration_s
+    return 0.0
+
+
+def _video_height(request: JobRequested) -> int:
+    if request.job_type is JobType.VIDEO_GENERATE:
+        return int(getattr(request.input, "height", 0))
+    height = request.media.height if request.media and request.media.height else 0
+    return height * int(getattr(request.input, "scale", 1))
+
+
+def _plan_refusal(account: Account, request: JobRequested, catalog: Catalog) -> str | None:
+    limits = catalog.limits(account.plan)
+    if request.job_type not in VIDEO_TYPES:
+        return None
+    seconds = _video_seconds(request)
+    if seconds > limits.max_video_duration_s:
+        return f"{account.plan.value} videos are limited to {limits.max_video_duration_s} s"
+    if _video_height(request) > limits.max_video_height:
+        return f"{account.plan.value} videos are limited to {limits.max_video_height}p"
+    if limits.lifetime_videos is not None and account.lifetime_videos >= limits.lifetime_videos:
+        return f"the {account.plan.value} plan includes {limits.lifetime_videos} video(s) in total"
+    minutes = math.ceil(seconds / 60)
+    monthly = limits.monthly_video_minutes
+    if monthly is not None and account.month_video_minutes + minutes > monthly:
+        return f"the {account.plan.value} plan includes {monthly} video minutes a month"
+    return None
+
+
+def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Outcome:
+    """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job."""
+    job_id = request.job_id
+    if job_id in account.holds or job_id in account.closed:
+        return account, []
+    key = request.idempotency_key
+    if key is not None and account.idempotency.get(key, job_id) != job_id:
+        first = account.idempotency[key]
+        return _reject(
+            account, job_id, RejectReason.INVALID_INPUT, f"idempotency key already used by {first}"
+        )
+    if key is not None:
+        _remember(account.idempotency, key, job_id)
+
+    if _month(request.requested_at) != account.usage_month:
+        account.usage_month = _month(request.requested_at)
+        account.month_video_minutes = 0
+    limits = catalog.limits(account.plan)
+    if len(account.holds) >= limits.max_concurrent_jobs:
+        detail = (
+            f"at most {limits.max_concurrent_jobs} unfinished jobs on the {account.plan.value} plan"
+        )
+        return _reject(account, job_id, RejectReason.RATE_LIMITED, detail)
+    refusal = _plan_refusal(account, request, catalog)
+    if refusal is not None:
+        return _reject(account, job_id, RejectReason.PLAN_LIMIT, refusal)
+    price = catalog.price(request.job_type).of(billable_quantity(request))
+    if price > account.balance:
+        detail = f"the job costs {price} credits; {account.balance} are available"
+        return _reject(account, job_id, RejectReason.INSUFFICIENT_CREDITS, detail)
+
+    is_video = request.job_type in VIDEO_TYPES
+    minutes = math.ceil(_video_seconds(request) / 60) if is_video else 0
+    account.balance -= price
+    account.holds[job_id] = Hold(amount=price, video_minutes=minutes, counts_as_video=is_video)
+    account.month_video_minutes += minutes
+    account.lifetime_videos += int(is_video)
+    tier = limits.tier
+    deadline = request.requested_at + timedelta(seconds=limits.queue_ttl_s)
+    return account, [
+        JobAccepted(job_id=job_id, job_type=request.job_type, tier=tier, credits_reserved=price),
+        CreditsReserved(job_id=job_id, amount=price, idempotency_key=f"reserve:{job_id}"),
+        JobQueued(
+            job_id=job_id,
+            job_type=request.job_type,
+            tier=tier,
+            input=request.input,
+            attempt=1,
+            topic=tier_topic(request.job_type, tier),
+            webhook_url=request.webhook_url,
+            deadline=deadline,
+        ),
+    ]
+
+
+def _reject(account: Account, job_id: str, reason: RejectReason, detail: str) -> Outcome:
+    _remember(account.closed, job_id, "rejected")
+    return account, [JobRejected(job_id=job_id, reason=reason, detail=detail)]
+
+
+def _close(account: Account, job_id: str, how: str) -> Hold | None:
+    hold = account.holds.pop(job_id, None)
+    if hold is not None:
+        _remember(account.closed, job_id, how)
+    return hold
+
+
+def _release(account: Account, job_id: str, how: str, reason: str) -> list[Event]:
+    hold = _close(account, job_id, how)
+    if hold is None:
+        return []
+    account.balance += hold.amount
+    account.month_video_minutes = max(0, account.month_video_minutes - hold.video_minutes)
+    account.lifetime_videos = max(0, account.lifetime_videos - int(hold.counts_as_video))
+    return [
+        CreditsReleased(
+            job_id=job_id, amount=hold.amount, reason=reason, idempotency_key=f"release:{job_id}"
+        )
+    ]
+
+
+def job_started(account: Account, event: JobStarted) -> Outcome:
+    hold = account.holds.get(event.job_id)
+    if hold is not None:
+        hold.status = "running"
+    return account, []
+
+
+def job_completed(account: Account, event: JobCompleted) -> Outcome:
+    hold = _close(account, event.job_id, "completed")
+    if hold is None:
+        return account, []
+    settled = CreditsSettled(
+        job_id=event.job_id,
+        amount=hold.amount,
+        released=0,
+        idempotency_key=f"settle:{event.job_id}",
+    )
+    return account, [settled]
+
+
+def job_failed(account: Account, event: JobFailed) -> Outcome:
+    return account, _release(account, event.job_id, "failed", f"failed: {event.error_code}")
+
+
+def job_cancelled(account: Account, event: JobCancelled) -> Outcome:
+    return account, _release(account, event.job_id, "cancelled", "cancelled")
+
+
+def job_expired(account: Account, event: JobExpired) -> Outcome:
+    return account, _release(account, event.job_id, "expired", "expired")
+
+
+def cancel_requested(account: Account, event: JobCancelRequested) -> Outcome:
+    """A queued job is cancelled here; a running one is left to its worker, which stops it."""
+    hold = account.holds.get(event.job_id)
+    if hold is None or hold.status != "queued":
+        return account, []
+    reason = event.reason or "cancelled by the user"
+    released = _release(account, event.job_id, "cancelled", "cancelled")
+    return account, [JobCancelled(job_id=event.job_id, reason=reason), *released]
+
+
+def credits_added(account: Account, event: CreditsGranted | CreditsPurchased) -> Outcome:
+    if event.idempotency_key in account.ledger_keys:
+        return account, []
+    _remember(account.ledger_keys, event.idempotency_key, True)
+    account.balance += event.amount
+    return account, []
+
+
+def plan_changed(account: Account, event: PlanChanged) -> Outcome:
+    account.plan = event.plan
+    return account, []
+
+
+def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:
+    """Routes one event to its operation on a copy of ``account``; the input stays as it was.
+
+    Events that concern no account change nothing.
+    """
+    account = account.model_copy(deep=True)
+    match event:
+        case JobRequested():
+            return request_job(account, event, catalog)
+        case JobCancelRequested():
+            return cancel_requested(account, event)
+        case JobStarted():
+            return job_started(account, event)
+        case JobCompleted():
+            return job_completed(account, event)
+        case JobFailed():
+            return job_failed(account, event)
+        case JobCancelled():
+            return job_cancelled(account, event)
+        case JobExpired():
+            return job_expired(account, event)
+        case CreditsGranted() | CreditsPurchased():
+            return credits_added(account, event)
+        case PlanChanged():
+            return plan_changed(account, event)
+    return account, []

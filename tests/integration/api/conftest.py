@@ -1,0 +1,53 @@
+"""The API in-process against the real stack: its own schema, its own secrets."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from api.settings import ApiSettings, AuthSettings, PaymentSettings
+from genstream.db import async_engine
+from genstream.settings import StackSettings
+
+
+@pytest.fixture
+def api_settings(stack: StackSettings) -> ApiSettings:
+    return ApiSettings(
+        environment="test",
+        auth=AuthSettings(jwt_secret=SecretStr(secrets.token_urlsafe(48)), signup_credits=100),
+        payments=PaymentSettings(webhook_secret=SecretStr("whsec_" + secrets.token_urlsafe(24))),
+        kafka=stack.kafka,
+        pg=stack.pg,
+        s3=stack.s3,
+    )
+
+
+@pytest.fixture
+async def api_engine(
+    api_settings: ApiSettings, pg_schema: tuple[Engine, str]
+) -> AsyncIterator[AsyncEngine]:
+    _, schema = pg_schema
+    engine = async_engine(api_settings.pg, schema=schema)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def api_app(api_settings: ApiSettings, api_engine: AsyncEngine) -> FastAPI:
+    return create_app(api_settings, engine=api_engine)
+
+
+@pytest.fixture
+async def api(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API; requests come from 127.0.0.1."""
+    transport = httpx.ASGITransport(app=api_app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://genstream.test") as client:
+        yield client
