@@ -16,12 +16,21 @@ from api.problems import install_problem_handlers
 from api.ratelimit import RateLimiter
 from api.routers import ROUTERS
 from api.settings import ApiSettings
+from producers import EventProducer
 
 
 def create_app(
-    settings: ApiSettings, *, engine: AsyncEngine, dispose_engine: bool = False
+    settings: ApiSettings,
+    *,
+    engine: AsyncEngine,
+    dispose_engine: bool = False,
+    producer: EventProducer | None = None,
 ) -> FastAPI:
-    """Builds the API around ``engine``; ``dispose_engine`` closes the engine on shutdown."""
+    """Builds the API around ``engine``; ``dispose_engine`` closes the engine on shutdown.
+
+    ``producer`` writes job submissions and cancellations; without one those answer 503.
+    Its owner closes it.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +46,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.producer = producer
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
     install_problem_handlers(app)

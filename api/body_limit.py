@@ -28,18 +28,26 @@ class BodyLimitMiddleware:
             return
         seen = 0
         started = False
+        overflowed = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max:
+                    overflowed = True
                     raise BodyTooLargeError
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if overflowed:
+                # The app turned the interrupted read into an error of its own; ours is truer.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._refuse(scope, send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

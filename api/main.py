@@ -8,12 +8,20 @@ from api.app import create_app
 from api.settings import ApiSettings
 from genstream.db import async_engine
 from genstream.logs import configure_logging
+from producers import EventProducer
 
 
 def main() -> None:
     settings = ApiSettings()
     configure_logging("api", settings.log_level)
-    app = create_app(settings, engine=async_engine(settings.pg), dispose_engine=True)
-    uvicorn.run(
-        app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False
-    )
+    producer = EventProducer(settings=settings.kafka)
+    try:
+        app = create_app(
+            settings, engine=async_engine(settings.pg), dispose_engine=True, producer=producer
+        )
+        uvicorn.run(
+            app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False
+        )
+    finally:
+        # After the server's shutdown: requests in flight have had their acks by now.
+        producer.close()

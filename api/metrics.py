@@ -6,7 +6,6 @@ import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
@@ -28,13 +27,10 @@ async def metrics() -> Response:
 
 
 def _route_template(scope: Scope) -> str:
-    # Label by template, not by path: ids in paths would make one series per job.
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    # Label by template, not by path: ids in paths would make one series per job. The router
+    # records the route it matched in the scope.
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class MetricsMiddleware:

@@ -6,6 +6,14 @@ from fastapi import APIRouter
 
 from api.accounts.routes import router as accounts_router
 from api.credits.routes import router as credits_router
+from api.jobs.routes import router as jobs_router
 from api.payments.routes import router as payments_router
+from api.uploads.routes import router as uploads_router
 
-ROUTERS: tuple[APIRouter, ...] = (accounts_router, credits_router, payments_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    accounts_router,
+    credits_router,
+    payments_router,
+    uploads_router,
+    jobs_router,
+)

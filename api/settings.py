@@ -69,6 +69,34 @@ class RateLimitSettings(BaseModel):
     window_s: int = Field(default=60, ge=1)
 
 
+class JobsSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    requested_topic: str = Field(
+        default="jobs.requested", min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    """Where submissions and cancellations go; keys and partitions stay those of jobs.requested."""
+    synthetic_enabled: bool = False
+    """Accept model-free ``synthetic`` jobs (benchmarks, tests); never for paying users."""
+    send_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    """How long a request waits for the broker to acknowledge its event before answering 503."""
+
+
+class UploadsSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    """Largest image/png, image/jpeg or image/webp upload."""
+    max_video_bytes: int = Field(default=500 * 1024 * 1024, ge=1)
+    """Largest video/mp4, video/quicktime or video/webm upload."""
+    url_ttl_s: int = Field(default=900, ge=30, le=7 * 24 * 3600)
+    """Lifetime of the presigned PUT URL."""
+    max_dimension: int = Field(default=8192, ge=64)
+    """Widest and tallest image or video frame accepted, in pixels."""
+    max_image_pixels: int = Field(default=50_000_000, ge=4096)
+    """Largest pixel count of an image; decoding a larger one could exhaust a worker."""
+
+
 class ApiSettings(BaseSettings):
     model_config = settings_config()
 
@@ -79,6 +107,8 @@ class ApiSettings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    uploads: UploadsSettings = Field(default_factory=UploadsSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)

@@ -18,7 +18,18 @@ from contracts.enums import JobType, Tier, Workload
 from contracts.envelope import Envelope
 from contracts.errors import RoutingError
 from contracts.event import Event, JobEvent
-from contracts.jobs import JOB_EVENT_TYPES, JobCancelRequested, JobProgress, JobQueued, JobRequested
+from contracts.jobs import (
+    JOB_EVENT_TYPES,
+    JobCancelled,
+    JobCancelRequested,
+    JobCompleted,
+    JobExpired,
+    JobFailed,
+    JobProgress,
+    JobQueued,
+    JobRequested,
+    JobStarted,
+)
 from contracts.plans import PlanChanged
 
 __all__ = [
@@ -182,6 +193,18 @@ CREDITS_LEDGER: Final = TopicSpec(
     description="Every credit movement; a user's balance is the sum of their records.",
 )
 
+JOB_OUTCOMES: Final = TopicSpec(
+    name="jobs.outcomes",
+    key="user_id",
+    partitions=USER_PARTITIONS,
+    retention_ms=7 * _DAY_MS,
+    event_types=_types(JobStarted, JobCompleted, JobFailed, JobCancelled, JobExpired),
+    description=(
+        "What happened to running jobs, re-keyed by user from the lifecycle so that the "
+        "processors settle or release credits in the user's partition."
+    ),
+)
+
 USERS_PLANS: Final = TopicSpec(
     name="users.plans",
     key="user_id",
@@ -212,6 +235,7 @@ ALL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     JOBS_LIFECYCLE,
     JOBS_PROGRESS,
     CREDITS_LEDGER,
+    JOB_OUTCOMES,
     USERS_PLANS,
     DEADLETTER,
 )

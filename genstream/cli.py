@@ -39,6 +39,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(StackSettings(), timeout_s=args.timeout)
 
 
+def _redrive(args: argparse.Namespace) -> int:
+    from genstream.redrive import redrive
+
+    report = redrive(StackSettings().kafka, only_topic=args.topic, idle_s=args.idle)
+    for topic, count in sorted(report.redriven.items()):
+        print(f"{topic}: {count} record(s) sent back")
+    print(f"{sum(report.redriven.values())} redriven, {report.skipped} left parked")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="an event round trip through the real stack")
     demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
     demo.set_defaults(handler=_demo)
+    deadletter = commands.add_parser("deadletter", help="parked records").add_subparsers(
+        dest="deadletter_command", required=True
+    )
+    again = deadletter.add_parser("redrive", help="send parked records back to their topics")
+    again.add_argument("--topic", help="only records that came from this topic")
+    again.add_argument(
+        "--idle", type=float, default=2.0, help="stop after this long without records"
+    )
+    again.set_defaults(handler=_redrive)
     return parser
 
 

@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 SERVICES=(
   "outbox-relay|$GENSTREAM_VENV/bin/genstream-outbox-relay"
   "projection|$GENSTREAM_VENV/bin/genstream-projection"
+  "processors|$GENSTREAM_VENV/bin/genstream-processors"
   "api|$GENSTREAM_VENV/bin/genstream-api"
 )
 

@@ -73,6 +73,13 @@ class EventProducer:
             on_delivery=on_delivery,
         )
 
+    def produce(self, spec: TopicSpec, envelope: Envelope[Any]) -> None:
+        """Queues one event without waiting; ``flush`` reports whether all were acknowledged.
+
+        For bulk writers (load generators, tools) that check delivery once at the end.
+        """
+        self._produce(spec, envelope, None)
+
     async def send(self, spec: TopicSpec, envelope: Envelope[Any]) -> Delivery:
         """Produces one event and returns once the broker has acknowledged it."""
         loop = asyncio.get_running_loop()

@@ -31,10 +31,10 @@ class OutboxRelaySettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
-    pg_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    outbox_pg_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """The schema whose ``outbox`` table is published; the connection's default without it."""
-    batch_size: int = Field(default=500, ge=1, le=10_000)
-    idle_wait_s: float = Field(default=0.2, gt=0, le=10)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_idle_wait_s: float = Field(default=0.2, gt=0, le=10)
     """How long an idle relay waits before looking for new rows."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -66,18 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    engine = sync_engine(settings.pg, schema=settings.pg_schema)
-    relay = OutboxRelay(engine=engine, kafka=settings.kafka, batch_size=settings.batch_size)
+    engine = sync_engine(settings.pg, schema=settings.outbox_pg_schema)
+    relay = OutboxRelay(engine=engine, kafka=settings.kafka, batch_size=settings.outbox_batch_size)
     status = 0
     try:
         _log.info(
-            "outbox relay started", extra={"drain": arguments.drain, "schema": settings.pg_schema}
+            "outbox relay started",
+            extra={"drain": arguments.drain, "schema": settings.outbox_pg_schema},
         )
         if arguments.drain:
             published = relay.drain(arguments.drain_timeout, stop=stop)
             _log.info("outbox drained", extra={"published": published})
         else:
-            relay.run(stop, idle_wait_s=settings.idle_wait_s)
+            relay.run(stop, idle_wait_s=settings.outbox_idle_wait_s)
     except TimeoutError:
         _log.exception("outbox not drained")
         status = 1

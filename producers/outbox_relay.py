@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -79,6 +79,18 @@ _MARK_PUBLISHED = text(
 _PENDING = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
 _LOCK_SPACE = text("SELECT CAST(CAST('outbox' AS regclass) AS oid)::int4")
 _UNLOCK_ALL = text("SELECT pg_advisory_unlock_all()")
+
+
+_NOT_READY: Final = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+    }
+)
+"""Errors of a partition that is new or changing leader: they pass within moments."""
 
 
 class RelayError(Exception):
@@ -308,13 +320,22 @@ class OutboxRelay:
         return count
 
     def _end_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        ends: dict[tuple[str, int], int] = {}
-        for topic, partition in partitions:
-            _, high = self._reader.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._scan_timeout_s, cached=False
-            )
-            ends[(topic, partition)] = int(high)
-        return ends
+        deadline = time.monotonic() + self._scan_timeout_s
+        return {place: self._end_offset(*place, deadline=deadline) for place in partitions}
+
+    def _end_offset(self, topic: str, partition: int, *, deadline: float) -> int:
+        while True:
+            try:
+                _, high = self._reader.get_watermark_offsets(
+                    TopicPartition(topic, partition),
+                    timeout=max(0.5, deadline - time.monotonic()),
+                    cached=False,
+                )
+                return int(high)
+            except KafkaException as exc:
+                if exc.args[0].code() not in _NOT_READY or time.monotonic() >= deadline:
+                    raise
+                self._idle.wait(0.1)
 
     def _already_written(self, rows: Sequence[_Row]) -> set[int]:
         """The rows among ``rows`` whose event is on its partition after ``in_doubt_from``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,7 @@ from contracts import (
     Plan,
     PlanChanged,
     RejectReason,
+    Tier,
     tier_topic,
 )
 
@@ -50,14 +51,32 @@ VIDEO_TYPES = frozenset({JobType.VIDEO_GENERATE, JobType.VIDEO_ENHANCE})
 
 
 class Hold(BaseModel):
-    """Credits and plan usage held by an accepted job that has not finished."""
+    """An accepted job that has not finished: its credits, plan usage and how it was queued."""
 
     model_config = ConfigDict(extra="forbid")
 
     amount: int
+    requested_at: datetime
+    job_type: JobType
+    tier: Tier
+    deadline: datetime
     video_minutes: int = 0
     counts_as_video: bool = False
     status: Literal["queued", "running"] = "queued"
+
+
+class Closed(BaseModel):
+    """How a job ended, kept so that a redelivered event can write the same events again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    how: Literal["rejected", "completed", "failed", "cancelled", "expired"]
+    reason: str = ""
+    detail: str = ""
+    accepted: Hold | None = None
+    """The job's acceptance, for jobs that ran or were queued."""
+    cancelled_here: bool = False
+    """Cancelled by the processors while queued (they wrote the ``JobCancelled``)."""
 
 
 class Account(BaseModel):
@@ -68,7 +87,7 @@ class Account(BaseModel):
     plan: Plan = Plan.FREE
     holds: dict[str, Hold] = Field(default_factory=dict)
     """Open jobs by id."""
-    closed: dict[str, str] = Field(default_factory=dict)
+    closed: dict[str, Closed] = Field(default_factory=dict)
     """Recently finished or rejected jobs and how they ended (insertion ordered, bounded)."""
     idempotency: dict[str, str] = Field(default_factory=dict)
     """Recent idempotency keys and the job each one made."""
@@ -86,8 +105,8 @@ class Account(BaseModel):
 Outcome = tuple[Account, list[Event]]
 
 
-def _remember(mapping: dict[str, str] | dict[str, bool], key: str, value: str | bool) -> None:
-    mapping[key] = value  # type: ignore[assignment]
+def _remember(mapping: dict[str, Any], key: str, value: Any) -> None:
+    mapping[key] = value
     while len(mapping) > RECENT_LIMIT:
         del mapping[next(iter(mapping))]
 
@@ -143,17 +162,82 @@ def _plan_refusal(account: Account, request: JobRequested, catalog: Catalog) -> 
     return None
 
 
+def _acceptance(job_id: str, hold: Hold, request: JobRequested | None) -> list[Event]:
+    """The events of an acceptance; rebuilt identically whenever they must be written again."""
+    events: list[Event] = [
+        JobAccepted(
+            job_id=job_id, job_type=hold.job_type, tier=hold.tier, credits_reserved=hold.amount
+        ),
+        CreditsReserved(job_id=job_id, amount=hold.amount, idempotency_key=f"reserve:{job_id}"),
+    ]
+    if request is not None:
+        # Dispatched only with the request at hand: a finished job is never queued again.
+        events.append(
+            JobQueued(
+                job_id=job_id,
+                job_type=hold.job_type,
+                tier=hold.tier,
+                input=request.input,
+                attempt=1,
+                topic=tier_topic(hold.job_type, hold.tier),
+                webhook_url=request.webhook_url,
+                deadline=hold.deadline,
+            )
+        )
+    return events
+
+
+def _closing(job_id: str, closed: Closed) -> list[Event]:
+    """The events that closed a job, rebuilt identically for redelivered causes."""
+    if closed.how == "rejected":
+        return [
+            JobRejected(job_id=job_id, reason=RejectReason(closed.reason), detail=closed.detail)
+        ]
+    hold = closed.accepted
+    if hold is None:
+        return []
+    if closed.how == "completed":
+        return [
+            CreditsSettled(
+                job_id=job_id, amount=hold.amount, released=0, idempotency_key=f"settle:{job_id}"
+            )
+        ]
+    events: list[Event] = []
+    if closed.cancelled_here:
+        events.append(JobCancelled(job_id=job_id, reason=closed.detail or "cancelled"))
+    events.append(
+        CreditsReleased(
+            job_id=job_id,
+            amount=hold.amount,
+            reason=closed.reason,
+            idempotency_key=f"release:{job_id}",
+        )
+    )
+    return events
+
+
+def _replay_request(account: Account, request: JobRequested) -> list[Event]:
+    """What a request already decided: its events again (same ids downstream), no new effect."""
+    job_id = request.job_id
+    hold = account.holds.get(job_id)
+    if hold is not None:
+        return _acceptance(job_id, hold, request)
+    closed = account.closed[job_id]
+    if closed.accepted is None:
+        return _closing(job_id, closed)
+    return _acceptance(job_id, closed.accepted, None) + _closing(job_id, closed)
+
+
 def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Outcome:
     """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job."""
     job_id = request.job_id
     if job_id in account.holds or job_id in account.closed:
-        return account, []
+        return account, _replay_request(account, request)
     key = request.idempotency_key
     if key is not None and account.idempotency.get(key, job_id) != job_id:
         first = account.idempotency[key]
-        return _reject(
-            account, job_id, RejectReason.INVALID_INPUT, f"idempotency key already used by {first}"
-        )
+        detail = f"idempotency key already used by {first}"
+        return _reject(account, job_id, RejectReason.INVALID_INPUT, detail)
     if key is not None:
         _remember(account.idempotency, key, job_id)
 
@@ -176,52 +260,52 @@ def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Ou
 
     is_video = request.job_type in VIDEO_TYPES
     minutes = math.ceil(_video_seconds(request) / 60) if is_video else 0
+    hold = Hold(
+        amount=price,
+        requested_at=request.requested_at,
+        job_type=request.job_type,
+        tier=limits.tier,
+        deadline=request.requested_at + timedelta(seconds=limits.queue_ttl_s),
+        video_minutes=minutes,
+        counts_as_video=is_video,
+    )
     account.balance -= price
-    account.holds[job_id] = Hold(amount=price, video_minutes=minutes, counts_as_video=is_video)
+    account.holds[job_id] = hold
     account.month_video_minutes += minutes
     account.lifetime_videos += int(is_video)
-    tier = limits.tier
-    deadline = request.requested_at + timedelta(seconds=limits.queue_ttl_s)
-    return account, [
-        JobAccepted(job_id=job_id, job_type=request.job_type, tier=tier, credits_reserved=price),
-        CreditsReserved(job_id=job_id, amount=price, idempotency_key=f"reserve:{job_id}"),
-        JobQueued(
-            job_id=job_id,
-            job_type=request.job_type,
-            tier=tier,
-            input=request.input,
-            attempt=1,
-            topic=tier_topic(request.job_type, tier),
-            webhook_url=request.webhook_url,
-            deadline=deadline,
-        ),
-    ]
+    return account, _acceptance(job_id, hold, request)
 
 
 def _reject(account: Account, job_id: str, reason: RejectReason, detail: str) -> Outcome:
-    _remember(account.closed, job_id, "rejected")
-    return account, [JobRejected(job_id=job_id, reason=reason, detail=detail)]
+    closed = Closed(how="rejected", reason=reason.value, detail=detail[:500])
+    _remember(account.closed, job_id, closed)
+    return account, _closing(job_id, closed)
 
 
-def _close(account: Account, job_id: str, how: str) -> Hold | None:
+def _close(
+    account: Account,
+    job_id: str,
+    how: Literal["completed", "failed", "cancelled", "expired"],
+    *,
+    reason: str = "",
+    cancelled_here: bool = False,
+    detail: str = "",
+) -> list[Event]:
+    """Ends an open job once; a job already ended writes its closing events again."""
+    if job_id in account.closed:
+        return _closing(job_id, account.closed[job_id])
     hold = account.holds.pop(job_id, None)
-    if hold is not None:
-        _remember(account.closed, job_id, how)
-    return hold
-
-
-def _release(account: Account, job_id: str, how: str, reason: str) -> list[Event]:
-    hold = _close(account, job_id, how)
     if hold is None:
         return []
-    account.balance += hold.amount
-    account.month_video_minutes = max(0, account.month_video_minutes - hold.video_minutes)
-    account.lifetime_videos = max(0, account.lifetime_videos - int(hold.counts_as_video))
-    return [
-        CreditsReleased(
-            job_id=job_id, amount=hold.amount, reason=reason, idempotency_key=f"release:{job_id}"
-        )
-    ]
+    closed = Closed(
+        how=how, reason=reason, detail=detail[:500], accepted=hold, cancelled_here=cancelled_here
+    )
+    _remember(account.closed, job_id, closed)
+    if how != "completed":
+        account.balance += hold.amount
+        account.month_video_minutes = max(0, account.month_video_minutes - hold.video_minutes)
+        account.lifetime_videos = max(0, account.lifetime_videos - int(hold.counts_as_video))
+    return _closing(job_id, closed)
 
 
 def job_started(account: Account, event: JobStarted) -> Outcome:
@@ -232,38 +316,38 @@ def job_started(account: Account, event: JobStarted) -> Outcome:
 
 
 def job_completed(account: Account, event: JobCompleted) -> Outcome:
-    hold = _close(account, event.job_id, "completed")
-    if hold is None:
-        return account, []
-    settled = CreditsSettled(
-        job_id=event.job_id,
-        amount=hold.amount,
-        released=0,
-        idempotency_key=f"settle:{event.job_id}",
-    )
-    return account, [settled]
+    return account, _close(account, event.job_id, "completed")
 
 
 def job_failed(account: Account, event: JobFailed) -> Outcome:
-    return account, _release(account, event.job_id, "failed", f"failed: {event.error_code}")
+    return account, _close(account, event.job_id, "failed", reason=f"failed: {event.error_code}")
 
 
 def job_cancelled(account: Account, event: JobCancelled) -> Outcome:
-    return account, _release(account, event.job_id, "cancelled", "cancelled")
+    closed = account.closed.get(event.job_id)
+    if closed is not None and closed.cancelled_here:
+        # Our own cancellation coming back through the lifecycle: nothing new, nothing again.
+        return account, []
+    return account, _close(account, event.job_id, "cancelled", reason="cancelled")
 
 
 def job_expired(account: Account, event: JobExpired) -> Outcome:
-    return account, _release(account, event.job_id, "expired", "expired")
+    return account, _close(account, event.job_id, "expired", reason="expired")
 
 
 def cancel_requested(account: Account, event: JobCancelRequested) -> Outcome:
     """A queued job is cancelled here; a running one is left to its worker, which stops it."""
+    closed = account.closed.get(event.job_id)
+    if closed is not None:
+        return account, _closing(event.job_id, closed) if closed.cancelled_here else []
     hold = account.holds.get(event.job_id)
     if hold is None or hold.status != "queued":
         return account, []
-    reason = event.reason or "cancelled by the user"
-    released = _release(account, event.job_id, "cancelled", "cancelled")
-    return account, [JobCancelled(job_id=event.job_id, reason=reason), *released]
+    detail = event.reason or "cancelled by the user"
+    caused = _close(
+        account, event.job_id, "cancelled", reason="cancelled", cancelled_here=True, detail=detail
+    )
+    return account, caused
 
 
 def credits_added(account: Account, event: CreditsGranted | CreditsPurchased) -> Outcome:
@@ -282,7 +366,9 @@ def plan_changed(account: Account, event: PlanChanged) -> Outcome:
 def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:
     """Routes one event to its operation on a copy of ``account``; the input stays as it was.
 
-    Events that concern no account change nothing.
+    Events that concern no account change nothing. An event seen before changes nothing
+    either, but writes the events it caused the first time again, identical, so that output
+    lost in a crash is not lost for good (readers drop the repeats by event id).
     """
     account = account.model_copy(deep=True)
     match event:

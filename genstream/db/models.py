@@ -168,3 +168,70 @@ class CreditLedgerEntry(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (Index("ix_credit_ledger_user_seq", "user_id", "seq"),)
+
+
+class Job(Base):
+    """A submitted job. The API writes the submission; the projection owns every later state."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """What the API measured of the job's upload (``MediaInfo``), as sent with the request."""
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    """SHA-256 of the canonical request: a reused idempotency key must carry the same one."""
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    """The ``job.requested`` envelope's id, so that a re-send is the same event."""
+    event_trace: Mapped[str] = mapped_column(String(55), nullable=False)
+    emitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the broker acknowledged ``job.requested``; ``None`` while that is not known."""
+    created_at: Mapped[datetime] = _created_at()
+    """Also the request's ``requested_at`` and its envelope's time."""
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    tier: Mapped[str | None] = mapped_column(String(16))
+    credits_reserved: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(4000))
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),
+    )
+
+
+class Upload(Base):
+    """A file a user puts straight into the object store through a presigned URL."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    key: Mapped[str] = mapped_column(String(1024), nullable=False, unique=True)
+    content_type: Mapped[str] = mapped_column(String(255), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    """Declared at creation; the stored object must have exactly this size."""
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    """pending until checked, then ready or invalid."""
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """``MediaInfo`` measured by the check."""
+    etag: Mapped[str | None] = mapped_column(String(255))
+    """The checked object's ETag: a different one means the object was replaced since."""
+    error: Mapped[str | None] = mapped_column(String(500))
+    """Why the check refused the object."""
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    """When the upload URL stops working."""

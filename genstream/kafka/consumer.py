@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from contracts import ContractError, Envelope, decode
 from genstream.kafka.config import KafkaSettings
-from genstream.kafka.records import record_position
+from genstream.kafka.records import record_headers, record_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +32,6 @@ class EventBatch:
 
 
 InvalidRecordHandler = Callable[[Message, ContractError], None]
-
-
-def _headers(message: Message) -> list[tuple[str, str | bytes | None]] | None:
-    headers = message.headers()
-    if isinstance(headers, dict):
-        return list(headers.items())
-    return headers
 
 
 def _raise_invalid(message: Message, error: ContractError) -> None:
@@ -106,7 +99,7 @@ class EventConsumer:
             if error.code() == KafkaError._PARTITION_EOF:
                 return None
             raise KafkaException(error)
-        headers = _headers(message)
+        headers = record_headers(message)
         try:
             envelope = decode(message.value(), headers)
         except ContractError as exc:
@@ -118,11 +111,7 @@ class EventConsumer:
             partition=partition,
             offset=offset,
             key=message.key(),
-            headers={
-                k: v.encode() if isinstance(v, str) else v
-                for k, v in headers or []
-                if v is not None
-            },
+            headers=dict(headers),
             envelope=envelope,
         )
 

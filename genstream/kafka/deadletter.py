@@ -8,6 +8,7 @@ from confluent_kafka import Message, Producer
 
 from contracts import DEADLETTER, ContractError, TopicSpec
 from genstream.kafka.config import KafkaSettings
+from genstream.kafka.records import record_headers
 
 _log = logging.getLogger(__name__)
 
@@ -29,11 +30,7 @@ class DeadLetters:
         self._consumer_name = consumer_name
 
     def __call__(self, message: Message, error: ContractError) -> None:
-        original = message.headers() or []
-        headers: list[tuple[str, str | bytes | None]] = [
-            (str(name), value)
-            for name, value in (original.items() if isinstance(original, dict) else original)
-        ]
+        headers: list[tuple[str, str | bytes | None]] = list(record_headers(message))
         headers += [
             ("dlq.topic", (message.topic() or "").encode()),
             ("dlq.partition", str(message.partition()).encode()),

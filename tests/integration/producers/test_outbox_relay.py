@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,11 @@ from producers.outbox import outbox_message
 from producers.outbox_relay import OutboxRelay
 
 ROOT = Path(__file__).resolve().parents[3]
+_NOT_READY = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+}
 
 
 @pytest.fixture
@@ -71,13 +76,21 @@ def _progress(engine: Engine) -> tuple[int, int]:
 
 def _end_offset(stack: StackSettings, topic: str, partition: int) -> int:
     probe = Consumer(stack.kafka.librdkafka(**{"group.id": "genstream-tests-probe"}))
+    deadline = time.monotonic() + 30
     try:
-        _, high = probe.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=10, cached=False
-        )
+        while True:
+            try:
+                _, high = probe.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+                return int(high)
+            except KafkaException as exc:
+                # A topic just created is unknown, then leaderless, for a moment.
+                if exc.args[0].code() not in _NOT_READY:
+                    raise
+                assert time.monotonic() < deadline, f"{topic} [{partition}] has no leader"
     finally:
         probe.close()
-    return int(high)
 
 
 def _on_topic(stack: StackSettings, spec: TopicSpec, unique: str) -> Counter[str]:
@@ -249,9 +262,9 @@ def _relay_process(
         "GENSTREAM_PG__USER": stack.pg.user,
         "GENSTREAM_PG__PASSWORD": stack.pg.password.get_secret_value(),
         "GENSTREAM_PG__DATABASE": stack.pg.database,
-        "GENSTREAM_PG_SCHEMA": schema,
-        "GENSTREAM_BATCH_SIZE": "25",
-        "GENSTREAM_IDLE_WAIT_S": "0.05",
+        "GENSTREAM_OUTBOX_PG_SCHEMA": schema,
+        "GENSTREAM_OUTBOX_BATCH_SIZE": "25",
+        "GENSTREAM_OUTBOX_IDLE_WAIT_S": "0.05",
     }
     with log.open("ab") as output:
         return subprocess.Popen(

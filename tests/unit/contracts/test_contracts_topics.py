@@ -40,7 +40,7 @@ from contracts.topics import TIER_TOPICS, WORKLOADS
 
 def test_topic_names_are_unique() -> None:
     names = [spec.name for spec in ALL_TOPICS]
-    assert len(names) == len(set(names)) == 7 + len(Workload) * len(Tier)
+    assert len(names) == len(set(names)) == 8 + len(Workload) * len(Tier)
 
 
 @pytest.mark.parametrize("model", EVENT_TYPES, ids=lambda m: m.wire_type())

@@ -1,0 +1,166 @@
+"""``/v1/jobs``: submit a job, look at it, ask to cancel it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Header, Path, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth.principal import CurrentUser
+from api.deps import SessionDep, SettingsDep
+from api.jobs.events import SOURCE, ProducerDep, emit, requested_topic
+from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobPublic, JobSubmitted
+from api.jobs.submission import JobRequest, submit
+from api.jobs.validation import (
+    InvalidRequestError,
+    check_webhook_url,
+    parse_input,
+    request_hash,
+)
+from api.problems import Problem, not_found
+from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested, JobType
+from genstream.db.models import Job, User
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+_TERMINAL: Final = frozenset(status.value for status in TERMINAL_STATUSES)
+_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="Makes retries safe: the same key and request give the same job.",
+    ),
+]
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/jobs",
+    operation_id="jobs_submit",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobSubmitted,
+    summary="Submit a job",
+    responses={
+        200: {
+            "model": JobSubmitted,
+            "description": "The job an earlier request with this key made",
+        },
+        404: _PROBLEM,
+        409: _PROBLEM,
+        422: _PROBLEM,
+        503: _PROBLEM,
+    },
+)
+async def submit_job(
+    body: JobCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobSubmitted:
+    errors: list[dict[str, Any]] = []
+    try:
+        job_input = parse_input(
+            body.type, body.input, synthetic_enabled=settings.jobs.synthetic_enabled
+        )
+    except InvalidRequestError as error:
+        errors += error.errors
+    webhook_url = body.webhook_url
+    if webhook_url is not None:
+        try:
+            check_webhook_url(webhook_url, https_only=settings.environment == "production")
+        except InvalidRequestError as error:
+            errors += error.errors
+    if errors:
+        raise Problem(422, "the job request is invalid", type_="invalid_input", errors=errors)
+    request = JobRequest(
+        job_type=body.type,
+        job_input=job_input,
+        webhook_url=webhook_url,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(body.type, job_input, webhook_url),
+    )
+    submitted = await submit(
+        session,
+        producer=producer,
+        topic=requested_topic(settings.jobs),
+        settings=settings,
+        user=user,
+        request=request,
+    )
+    job = submitted.job
+    links = JobLinks.of(job.id)
+    response.status_code = status.HTTP_200_OK if submitted.replayed else status.HTTP_202_ACCEPTED
+    response.headers["Location"] = links.self_
+    return JobSubmitted(id=job.id, status=job.status, links=links)
+
+
+async def _own_job(session: AsyncSession, user: User, job_id: str) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None or job.user_id != user.id:
+        raise not_found("job")
+    return job
+
+
+@router.get(
+    "/jobs/{job_id}",
+    operation_id="jobs_get",
+    response_model=JobPublic,
+    summary="A job of the caller's",
+    responses={404: _PROBLEM},
+)
+async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobPublic:
+    job = await _own_job(session, user, job_id)
+    return JobPublic(
+        id=job.id,
+        type=JobType(job.type),
+        status=job.status,
+        created_at=job.created_at,
+        input=job.input,
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    operation_id="jobs_cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCancelling,
+    summary="Ask to cancel a job; it ends as cancelled unless it finishes first",
+    responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+)
+async def cancel_job(
+    job_id: JobId,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    producer: ProducerDep,
+) -> JobCancelling:
+    job = await _own_job(session, user, job_id)
+    if job.status in _TERMINAL:
+        raise Problem(409, f"the job is already {job.status}", type_="job_finished")
+    if job.emitted_at is None:
+        # A cancel must not overtake a submission the broker has not acknowledged yet.
+        raise Problem(
+            409,
+            "the job's submission is not confirmed yet; repeat it with the same "
+            "Idempotency-Key, then cancel",
+            type_="job_not_submitted",
+        )
+    envelope = Envelope.wrap(
+        JobCancelRequested(job_id=job.id, reason="user"), user_id=str(user.id), source=SOURCE
+    )
+    await emit(
+        producer,
+        requested_topic(settings.jobs),
+        envelope,
+        timeout_s=settings.jobs.send_timeout_s,
+    )
+    return JobCancelling(id=job.id)

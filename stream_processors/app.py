@@ -1,0 +1,211 @@
+"""The Faust application: accounts kept per user, lifecycle outcomes re-keyed by user.
+
+Two agents:
+
+- ``outcomes`` reads ``jobs.lifecycle`` (keyed by job) and forwards what happened to running
+  jobs to ``jobs.outcomes`` keyed by user, so the user's partition sees it;
+- ``accounts`` reads the user-keyed, co-partitioned topics (commands, ledger, plans,
+  outcomes), applies each event to the user's ``Account`` in a changelog-backed table and
+  writes the events that causes.
+
+The guarantee is ``at_least_once`` with idempotent effects: an input seen again after a crash
+changes no state and writes the events it caused once more, with the same ids (one per kind
+of event and job), which readers drop. Faust's ``exactly_once`` (Kafka transactions) can be
+chosen, but against this broker its output did not become visible to read-committed readers
+reliably, so it is not the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from contracts import (
+    Catalog,
+    ContractError,
+    CreditsReleased,
+    CreditsSettled,
+    Envelope,
+    Event,
+    JobAccepted,
+    JobCancelled,
+    JobCompleted,
+    JobExpired,
+    JobFailed,
+    JobRejected,
+    JobStarted,
+    TopicSpec,
+    child_traceparent,
+    decode,
+    encode,
+    kafka_headers,
+    load_catalog,
+    partition_key,
+)
+from contracts.topics import USER_PARTITIONS
+from stream_processors import metrics
+from stream_processors.accounts import Account, apply
+from stream_processors.settings import ProcessorSettings
+from stream_processors.topology import Topology
+
+SOURCE = "genstream/processors"
+_EVENT_IDS = uuid.UUID("5b0c6a52-63c4-4c1b-9f55-3f0d7c2ad3c1")
+_OUTCOME_TYPES = (JobStarted, JobCompleted, JobFailed, JobCancelled, JobExpired)
+
+_log = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[str, bytes]]
+
+
+def caused_event_id(data: Event) -> str:
+    """The id of an event the processors write: one per kind of event and job.
+
+    Every event the processors write is the only one of its kind for its job (one
+    acceptance, one reservation, one settlement or release, ...), so an id made of both is
+    the same each time the event is written again after a crash, and readers keep one.
+    """
+    job_id = getattr(data, "job_id", None)
+    if job_id is None:
+        raise ValueError(f"{type(data).__name__} names no job")
+    return str(uuid.uuid5(_EVENT_IDS, f"{data.wire_type()}/{job_id}"))
+
+
+def _headers(event: EventT[Any]) -> RawHeaders:
+    raw: Any = event.message.headers or []
+    items: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (str(name), value if isinstance(value, bytes) else str(value).encode())
+        for name, value in items
+    ]
+
+
+def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) -> faust.App:
+    topology = Topology(prefix=settings.processors_topic_prefix)
+    datadir = settings.processors_data_dir / settings.processors_app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    prices = catalog or load_catalog(settings.processors_catalog)
+    app = faust.App(
+        settings.processors_app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        processing_guarantee=settings.processors_guarantee,
+        topic_partitions=USER_PARTITIONS,
+        topic_replication_factor=settings.kafka.replication_factor,
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=100,
+        # A crashed worker's partitions move to the others after this, not Faust's 60 s.
+        broker_session_timeout=settings.processors_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.processors_session_timeout_s / 4),
+        broker_commit_interval=0.5,
+    )
+
+    def raw_topic(spec: TopicSpec) -> faust.TopicT:
+        return app.topic(
+            spec.name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions,
+        )
+
+    outputs = {spec.name: raw_topic(spec) for spec in topology.all_topics}
+    # Keys and values go through the app's default JSON codec: the state is a plain dict.
+    accounts = app.Table("accounts", default=None, partitions=USER_PARTITIONS)
+
+    async def park(event: EventT[Any], error: ContractError) -> None:
+        metrics.DEAD_LETTERS.labels(event.message.topic).inc()
+        headers = [
+            *_headers(event),
+            ("dlq.topic", event.message.topic.encode()),
+            ("dlq.partition", str(event.message.partition).encode()),
+            ("dlq.offset", str(event.message.offset).encode()),
+            ("dlq.consumer", settings.processors_app_id.encode()),
+            ("dlq.error", f"{type(error).__name__}: {error}"[:1000].encode()),
+        ]
+        await outputs[topology.deadletter.name].send(
+            key=event.key, value=event.value, headers=headers
+        )
+        _log.warning("record parked on the dead-letter topic: %s", error)
+
+    async def decoded(
+        stream: faust.StreamT[Any],
+    ) -> AsyncIterator[tuple[EventT[Any], Envelope[Any]]]:
+        async for event in stream.events():
+            try:
+                envelope = decode(event.value, _headers(event))
+            except ContractError as error:
+                await park(event, error)
+                continue
+            metrics.EVENTS.labels(event.message.topic, envelope.type).inc()
+            yield event, envelope
+
+    async def write(cause: Envelope[Any], caused: list[Event]) -> None:
+        deliveries = []
+        for data in caused:
+            envelope = Envelope.wrap(
+                data,
+                user_id=cause.user_id,
+                source=SOURCE,
+                trace=child_traceparent(cause.trace),
+                event_id=caused_event_id(data),
+            )
+            value, headers = encode(envelope), kafka_headers(envelope)
+            for spec in topology.destinations(data):
+                delivery = await outputs[spec.name].send(
+                    key=partition_key(envelope, spec), value=value, headers=headers
+                )
+                deliveries.append(delivery)
+        # The input is acknowledged only once what it caused is on the broker.
+        await asyncio.gather(*deliveries)
+
+    def observe(before: Account, cause: Envelope[Any], caused: list[Event]) -> None:
+        for data in caused:
+            if isinstance(data, JobRejected):
+                metrics.REJECTIONS.labels(data.reason.value).inc()
+            elif isinstance(data, JobAccepted):
+                metrics.ACCEPTED.labels(data.tier.value).inc()
+            elif isinstance(data, CreditsSettled | CreditsReleased):
+                hold = before.holds.get(data.job_id)
+                if hold is not None:
+                    waited = (cause.time - hold.requested_at).total_seconds()
+                    outcome = "settled" if isinstance(data, CreditsSettled) else "released"
+                    metrics.RESERVE_TO_CLOSE.labels(outcome).observe(max(0.0, waited))
+
+    async def account_agent(stream: faust.StreamT[Any]) -> None:
+        async for _, envelope in decoded(stream):
+            stored = accounts.get(envelope.user_id)
+            before = Account() if stored is None else Account.model_validate(stored)
+            after, caused = apply(before, envelope.data, prices)
+            if after != before:
+                accounts[envelope.user_id] = after.model_dump(mode="json")
+            observe(before, envelope, caused)
+            await write(envelope, caused)
+
+    async def outcome_agent(stream: faust.StreamT[Any]) -> None:
+        forward = outputs[topology.outcomes.name]
+        async for event, envelope in decoded(stream):
+            if isinstance(envelope.data, _OUTCOME_TYPES):
+                await forward.send(
+                    key=envelope.user_id.encode(), value=event.value, headers=_headers(event)
+                )
+
+    inputs = app.topic(
+        *(spec.name for spec in topology.account_inputs),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.agent(inputs, name="accounts")(account_agent)
+    app.agent(outputs[topology.lifecycle.name], name="outcomes")(outcome_agent)
+    return app

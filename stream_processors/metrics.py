@@ -1,0 +1,20 @@
+"""Prometheus metrics of the stream processors."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter(
+    "genstream_processor_events_total", "Events the processors handled", ["topic", "type"]
+)
+REJECTIONS = Counter("genstream_processor_rejections_total", "Jobs rejected", ["reason"])
+ACCEPTED = Counter("genstream_processor_accepted_total", "Jobs accepted", ["tier"])
+RESERVE_TO_CLOSE = Histogram(
+    "genstream_processor_reserve_to_close_seconds",
+    "From a job's request to the settlement or release of its credits",
+    ["outcome"],
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200, 21600),
+)
+DEAD_LETTERS = Counter(
+    "genstream_processor_dead_letters_total", "Records parked on the dead-letter topic", ["topic"]
+)

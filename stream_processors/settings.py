@@ -1,0 +1,30 @@
+"""The stream processors' settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from genstream.kafka import KafkaSettings
+from genstream.settings import settings_config
+
+
+class ProcessorSettings(BaseSettings):
+    model_config = settings_config()
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    processors_app_id: str = "genstream-processors"
+    """Faust application id: the consumer group, and the prefix of its changelog topics."""
+    processors_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
+    processors_topic_prefix: str = ""
+    """Prefix of every topic the processors read and write (isolated namespaces, tests)."""
+    processors_catalog: Path | None = None
+    """A plans and prices file replacing the shipped catalog."""
+    processors_data_dir: Path = Path("var/processors")
+    processors_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    """How long a silent worker keeps its partitions before the group moves them."""
+    processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

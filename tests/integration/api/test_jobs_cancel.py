@@ -1,0 +1,137 @@
+"""POST /v1/jobs/{id}/cancel on the real stack: a command on jobs.requested, for owners only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from api.settings import ApiSettings
+from contracts import JobCancelRequested, JobRequested, TopicSpec
+from genstream.db.models import Job
+from genstream.settings import StackSettings
+from tests.integration.api.test_jobs_submit import (
+    SYNTHETIC,
+    event_producer,
+    events_on,
+    is_problem,
+    jobs_api,
+    jobs_settings,
+    sign_up,
+)
+
+
+@pytest.fixture
+def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
+    return make_topic("jobs.requested")
+
+
+@pytest.fixture
+async def client(
+    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = jobs_settings(api_settings, requested)
+    async with (
+        event_producer(stack.kafka) as producer,
+        jobs_api(settings, api_engine, producer) as client,
+    ):
+        yield client
+
+
+async def _submit(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await client.post("/v1/jobs", json=SYNTHETIC, headers=headers)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+async def _set(engine: AsyncEngine, job_id: str, **values: object) -> None:
+    async with AsyncSession(engine) as session, session.begin():
+        await session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+async def test_cancelling_a_pending_job_follows_its_request_on_the_users_partition(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+
+    response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+
+    assert response.status_code == 202, response.text
+    assert response.json() == {"id": job_id, "status": "cancelling"}
+    submitted, cancel = events_on(stack, requested, 2)
+    assert isinstance(submitted.envelope.data, JobRequested)
+    assert cancel.envelope.data == JobCancelRequested(job_id=job_id, reason="user")
+    assert (cancel.envelope.subject, cancel.envelope.user_id) == (job_id, str(alice.id))
+    assert cancel.key == submitted.key == str(alice.id).encode()
+    assert (cancel.partition, cancel.offset) == (submitted.partition, submitted.offset + 1)
+
+
+async def test_cancelling_again_is_accepted_again(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+    for _ in range(2):
+        response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+        assert response.status_code == 202
+    events = events_on(stack, requested, 3)
+    cancels = [e.envelope for e in events if isinstance(e.envelope.data, JobCancelRequested)]
+    assert len(cancels) == 2
+    assert cancels[0].id != cancels[1].id
+
+
+async def test_someone_elses_job_does_not_exist_for_the_caller(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice, mallory = await sign_up(client, api_engine), await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+
+    is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=mallory.headers), 404)
+    is_problem(await client.post("/v1/jobs/job_unknown/cancel", headers=alice.headers), 404)
+    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 401
+    events_on(stack, requested, 1)
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "rejected", "expired"])
+async def test_a_finished_job_cannot_be_cancelled(
+    client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
+    status: str,
+) -> None:
+    alice = await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+    await _set(api_engine, job_id, status=status)
+
+    problem = is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409)
+    assert problem["detail"] == f"the job is already {status}"
+    events_on(stack, requested, 1)
+
+
+@pytest.mark.parametrize("status", ["accepted", "queued", "running"])
+async def test_a_job_on_its_way_can_be_cancelled(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, status: str
+) -> None:
+    alice = await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+    await _set(api_engine, job_id, status=status)
+    response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    assert response.status_code == 202
+
+
+async def test_a_cancel_never_overtakes_an_unacknowledged_submission(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    job_id = await _submit(client, alice.headers)
+    await _set(api_engine, job_id, emitted_at=None)
+
+    problem = is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409)
+    assert "Idempotency-Key" in problem["detail"]
+    events_on(stack, requested, 1)

@@ -1,0 +1,322 @@
+"""Uploads on the real stack: presigned PUTs to the S3 server, checked when a job uses them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from api.settings import ApiSettings
+from contracts import JobRequested, MediaInfo, TopicSpec
+from genstream.db.models import Upload
+from genstream.settings import StackSettings
+from genstream.storage import s3_client
+from tests.integration.api.test_jobs_submit import (
+    Account,
+    event_producer,
+    events_on,
+    is_problem,
+    jobs_api,
+    jobs_settings,
+    sign_up,
+)
+from tests.unit.api.test_upload_probe import image_bytes, make_video, png_header
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
+    return make_topic("jobs.requested")
+
+
+@pytest.fixture
+async def client(
+    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = jobs_settings(api_settings, requested)
+    async with (
+        event_producer(stack.kafka) as producer,
+        jobs_api(settings, api_engine, producer) as client,
+    ):
+        yield client
+    # Every object this test's uploads point at goes with the test.
+    async with AsyncSession(api_engine) as session:
+        keys = (await session.scalars(select(Upload.key))).all()
+    if keys:
+        async with s3_client(stack.s3) as s3:
+            await s3.delete_objects(
+                Bucket=stack.s3.uploads_bucket, Delete={"Objects": [{"Key": k} for k in keys]}
+            )
+
+
+async def _create(
+    client: httpx.AsyncClient, account: Account, content_type: str, size: int
+) -> httpx.Response:
+    body = {"content_type": content_type, "size": size}
+    return await client.post("/v1/uploads", json=body, headers=account.headers)
+
+
+async def _put(upload: dict[str, Any], data: bytes, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as s3:
+        return await s3.put(upload["upload_url"], content=data, headers=upload["headers"] | headers)
+
+
+async def _upload(
+    client: httpx.AsyncClient,
+    account: Account,
+    content_type: str,
+    data: bytes,
+    declared: int | None = None,
+) -> str:
+    created = await _create(
+        client, account, content_type, len(data) if declared is None else declared
+    )
+    assert created.status_code == 201, created.text
+    put = await _put(created.json(), data)
+    assert put.status_code == 200, put.text
+    upload_id: str = created.json()["id"]
+    return upload_id
+
+
+def _edit(upload_id: str) -> dict[str, Any]:
+    return {"type": "image.edit", "input": {"upload_id": upload_id, "prompt": "stage the room"}}
+
+
+def _enhance(upload_id: str, scale: int = 2) -> dict[str, Any]:
+    return {"type": "video.enhance", "input": {"upload_id": upload_id, "scale": scale}}
+
+
+async def _row(engine: AsyncEngine, upload_id: str) -> Upload:
+    async with AsyncSession(engine) as session:
+        upload = await session.get(Upload, upload_id)
+    assert upload is not None
+    return upload
+
+
+async def test_a_png_goes_from_upload_to_the_jobs_event(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG", 40, 24)
+    created = await _create(client, alice, "image/png", len(png))
+
+    assert created.status_code == 201, created.text
+    upload = created.json()
+    assert upload["id"].startswith("upl_")
+    assert (upload["method"], upload["headers"]) == ("PUT", {"Content-Type": "image/png"})
+    assert datetime.fromisoformat(upload["expires_at"]) > datetime.now(UTC)
+    assert (await _put(upload, png)).status_code == 200
+
+    submitted = await client.post("/v1/jobs", json=_edit(upload["id"]), headers=alice.headers)
+
+    assert submitted.status_code == 202, submitted.text
+    [event] = events_on(stack, requested, 1)
+    assert isinstance(event.envelope.data, JobRequested)
+    assert event.envelope.data.media == MediaInfo(
+        content_type="image/png", size=len(png), width=40, height=24
+    )
+    row = await _row(api_engine, upload["id"])
+    assert (row.status, row.key) == ("ready", f"uploads/{alice.id}/{upload['id']}")
+    assert row.media == event.envelope.data.media.model_dump(mode="json")
+
+    # A checked upload serves the next job as it is.
+    again = await client.post("/v1/jobs", json=_edit(upload["id"]), headers=alice.headers)
+    assert again.status_code == 202
+    events_on(stack, requested, 2)
+
+
+async def test_the_upload_url_takes_only_its_content_type(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG")
+    created = await _create(client, alice, "image/png", len(png))
+    refused = await _put(created.json(), png, **{"Content-Type": "text/html"})
+    assert refused.status_code == 403
+
+
+async def test_a_jpeg_declared_as_png_is_refused(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    upload_id = await _upload(client, alice, "image/png", image_bytes("JPEG"))
+
+    response = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+
+    problem = is_problem(response, 422)
+    assert problem["type"] == "upload_invalid"
+    assert problem["upload_id"] == upload_id
+    assert "not image/png" in problem["detail"]
+    row = await _row(api_engine, upload_id)
+    assert row.status == "invalid"
+    # The verdict stands: the next try is refused at once, for the same reason.
+    retry = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+    assert is_problem(retry, 422)["detail"] == problem["detail"]
+    events_on(stack, requested, 0)
+
+
+async def test_an_image_claiming_absurd_dimensions_is_refused(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    upload_id = await _upload(client, alice, "image/png", png_header(100_000, 100_000))
+    problem = is_problem(
+        await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers), 422
+    )
+    assert "too many pixels" in problem["detail"]
+
+
+async def test_a_stored_size_other_than_the_declared_one_is_refused(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG")
+    upload_id = await _upload(client, alice, "image/png", png, declared=len(png) + 10)
+    problem = is_problem(
+        await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers), 422
+    )
+    assert f"has {len(png)} bytes but the upload declared {len(png) + 10}" in problem["detail"]
+
+
+async def test_an_mp4_is_measured_and_its_measurements_travel_with_the_job(
+    client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
+    tmp_path: Path,
+) -> None:
+    alice = await sign_up(client, api_engine)
+    mp4 = make_video(tmp_path / "clip.mp4", frames=18, fps=12, width=64, height=48)
+    upload_id = await _upload(client, alice, "video/mp4", mp4)
+
+    response = await client.post("/v1/jobs", json=_enhance(upload_id), headers=alice.headers)
+
+    assert response.status_code == 202, response.text
+    [event] = events_on(stack, requested, 1)
+    assert isinstance(event.envelope.data, JobRequested)
+    assert event.envelope.data.media == MediaInfo(
+        content_type="video/mp4", size=len(mp4), duration_s=1.5, width=64, height=48
+    )
+
+
+async def test_a_truncated_mp4_is_refused(
+    client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
+    tmp_path: Path,
+) -> None:
+    alice = await sign_up(client, api_engine)
+    mp4 = make_video(tmp_path / "clip.mp4", frames=18)
+    upload_id = await _upload(client, alice, "video/mp4", mp4[: len(mp4) * 2 // 3])
+
+    problem = is_problem(
+        await client.post("/v1/jobs", json=_enhance(upload_id), headers=alice.headers), 422
+    )
+    assert problem["type"] == "upload_invalid"
+    assert (await _row(api_engine, upload_id)).status == "invalid"
+    events_on(stack, requested, 0)
+
+
+async def test_an_enhancement_beyond_the_plan_is_refused(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    free = await sign_up(client, api_engine)
+    tall = make_video(tmp_path / "tall.mp4", frames=4, width=96, height=400)
+    upload_id = await _upload(client, free, "video/mp4", tall)
+
+    response = await client.post("/v1/jobs", json=_enhance(upload_id), headers=free.headers)
+
+    problem = is_problem(response, 422)
+    assert problem["type"] == "plan_limit"
+    assert "800 pixels high" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "size", "reason"),
+    [
+        ("image/png", 20 * MIB + 1, "at most 20971520 bytes"),
+        ("video/mp4", 500 * MIB + 1, "at most 524288000 bytes"),
+        ("image/gif", 100, "not accepted"),
+        ("application/x-msdownload", 100, "not accepted"),
+    ],
+)
+async def test_uploads_beyond_the_limits_are_refused_up_front(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, content_type: str, size: int, reason: str
+) -> None:
+    alice = await sign_up(client, api_engine)
+    problem = is_problem(await _create(client, alice, content_type, size), 422)
+    assert problem["type"] == "upload_invalid"
+    assert reason in problem["detail"]
+
+
+async def test_an_empty_upload_does_not_match_the_schema(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    is_problem(await _create(client, alice, "image/png", 0), 422)
+
+
+async def test_someone_elses_upload_does_not_exist_for_the_caller(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice, mallory = await sign_up(client, api_engine), await sign_up(client, api_engine)
+    upload_id = await _upload(client, alice, "image/png", image_bytes("PNG"))
+
+    response = await client.post("/v1/jobs", json=_edit(upload_id), headers=mallory.headers)
+
+    assert is_problem(response, 404)["detail"] == "no such upload"
+    unknown = await client.post("/v1/jobs", json=_edit("upl_nope"), headers=alice.headers)
+    assert is_problem(unknown, 404)["detail"] == "no such upload"
+    events_on(stack, requested, 0)
+
+
+async def test_an_upload_is_usable_once_its_file_arrives(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG")
+    created = (await _create(client, alice, "image/png", len(png))).json()
+
+    early = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
+    assert "nothing has been uploaded yet" in is_problem(early, 422)["detail"]
+    assert (await _row(api_engine, created["id"])).status == "pending"
+
+    assert (await _put(created, png)).status_code == 200
+    late = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
+    assert late.status_code == 202, late.text
+
+
+async def test_a_video_is_no_image(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    alice = await sign_up(client, api_engine)
+    upload_id = await _upload(client, alice, "video/mp4", make_video(tmp_path / "c.mp4", frames=2))
+    problem = is_problem(
+        await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers), 422
+    )
+    assert "this job takes an image" in problem["detail"]
+
+
+async def test_a_file_replaced_after_its_check_is_checked_again(
+    client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG", 40, 24)
+    created = (await _create(client, alice, "image/png", len(png))).json()
+    assert (await _put(created, png)).status_code == 200
+    first = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
+    assert first.status_code == 202
+
+    # Same size, other content: the URL still works until it expires.
+    swapped = b"\xff\xd8\xff" + png[3:]
+    assert (await _put(created, swapped)).status_code == 200
+    second = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
+    assert "not image/png" in is_problem(second, 422)["detail"]

@@ -1,0 +1,57 @@
+"""Dead-letter redrive on the real broker: parked records return to their topics, once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from contracts import TopicSpec
+from genstream.redrive import redrive
+from genstream.settings import StackSettings
+
+
+def _read_all(
+    stack: StackSettings, spec: TopicSpec, expected: int
+) -> list[tuple[bytes, dict[str, bytes]]]:
+    consumer = Consumer(stack.kafka.librdkafka(**{"group.id": f"read-{spec.name}"}))
+    consumer.assign([TopicPartition(spec.name, p, 0) for p in range(spec.partitions)])
+    records = []
+    deadline = time.monotonic() + 20
+    while len(records) < expected and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            records.append((message.value(), dict(message.headers() or [])))
+    consumer.close()
+    return records
+
+
+def test_redrive_sends_parked_records_back_once(
+    stack: StackSettings, make_topic: Callable[[str], TopicSpec], unique: str
+) -> None:
+    parked, ledger, other = (
+        make_topic("genstream.deadletter"),
+        make_topic("credits.ledger"),
+        make_topic("jobs.requested"),
+    )
+    producer = Producer(stack.kafka.librdkafka())
+    for n, origin in enumerate([ledger.name, ledger.name, other.name]):
+        headers = [("traceparent", b"t"), ("dlq.topic", origin.encode()), ("dlq.error", b"boom")]
+        producer.produce(parked.name, value=f"record-{n}".encode(), key=b"k", headers=headers)
+    producer.flush(10)
+
+    group = f"redrive-{unique}"
+    first = redrive(
+        stack.kafka, only_topic=ledger.name, deadletter=parked, group_id=group, idle_s=3
+    )
+    assert dict(first.redriven) == {ledger.name: 2}
+    assert first.skipped == 1
+
+    back = _read_all(stack, ledger, expected=2)
+    assert sorted(value for value, _ in back) == [b"record-0", b"record-1"]
+    assert all(not name.startswith("dlq.") for _, headers in back for name in headers)
+    assert all(headers["traceparent"] == b"t" for _, headers in back)
+
+    again = redrive(stack.kafka, deadletter=parked, group_id=group, idle_s=2)
+    assert sum(again.redriven.values()) == 0  # progress was kept: nothing is sent twice
