@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 API_URL := http://127.0.0.1:$(or $(GENSTREAM_API_PORT),8000)
 
-.PHONY: help setup dev test test-unit test-integration lint format schemas bench \
+
+.PHONY: help setup dev test chaos test-unit test-integration lint format schemas bench \
         infra-up infra-down infra-status up down status clean
 
 help:
@@ -13,6 +14,7 @@ help:
 	@echo "make infra-up / infra-down / infra-status   only Kafka, PostgreSQL and S3"
 	@echo "make lint         ruff, ruff format --check, mypy --strict"
 	@echo "make schemas      regenerate contracts/schemas from the event models"
+	@echo "make chaos        tests that kill real processes (not part of make test)"
 	@echo "make bench        benchmarks (not part of make test)"
 
 setup:
@@ -54,6 +56,9 @@ schemas: setup
 
 test:
 	@infra/run-tests.sh
+
+chaos:
+	@GENSTREAM_TEST_MARKERS=chaos infra/run-tests.sh tests
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -q

@@ -19,6 +19,6 @@ if (( was_up == 0 )); then
 fi
 
 rc=0
-"$(python_bin)" -m pytest "${@:-tests}" -q -p no:cacheprovider || rc=$?
+"$(python_bin)" -m pytest "${@:-tests}" -q -p no:cacheprovider -m "${GENSTREAM_TEST_MARKERS:-not chaos}" || rc=$?
 log "make test finished in $(( SECONDS - started ))s (exit $rc)"
 exit $rc

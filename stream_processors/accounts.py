@@ -32,6 +32,7 @@ from contracts import (
     JobCompleted,
     JobExpired,
     JobFailed,
+    JobInput,
     JobQueued,
     JobRejected,
     JobRequested,
@@ -58,6 +59,8 @@ class Hold(BaseModel):
     amount: int
     requested_at: datetime
     job_type: JobType
+    input: JobInput
+    webhook_url: str | None = None
     tier: Tier
     deadline: datetime
     video_minutes: int = 0
@@ -162,7 +165,7 @@ def _plan_refusal(account: Account, request: JobRequested, catalog: Catalog) -> 
     return None
 
 
-def _acceptance(job_id: str, hold: Hold, request: JobRequested | None) -> list[Event]:
+def _acceptance(job_id: str, hold: Hold, *, dispatch: bool) -> list[Event]:
     """The events of an acceptance; rebuilt identically whenever they must be written again."""
     events: list[Event] = [
         JobAccepted(
@@ -170,17 +173,17 @@ def _acceptance(job_id: str, hold: Hold, request: JobRequested | None) -> list[E
         ),
         CreditsReserved(job_id=job_id, amount=hold.amount, idempotency_key=f"reserve:{job_id}"),
     ]
-    if request is not None:
-        # Dispatched only with the request at hand: a finished job is never queued again.
+    if dispatch:
+        # Only for jobs still open: a finished job is never queued again.
         events.append(
             JobQueued(
                 job_id=job_id,
                 job_type=hold.job_type,
                 tier=hold.tier,
-                input=request.input,
+                input=hold.input,
                 attempt=1,
                 topic=tier_topic(hold.job_type, hold.tier),
-                webhook_url=request.webhook_url,
+                webhook_url=hold.webhook_url,
                 deadline=hold.deadline,
             )
         )
@@ -216,23 +219,26 @@ def _closing(job_id: str, closed: Closed) -> list[Event]:
     return events
 
 
-def _replay_request(account: Account, request: JobRequested) -> list[Event]:
-    """What a request already decided: its events again (same ids downstream), no new effect."""
-    job_id = request.job_id
+def _replay_request(account: Account, job_id: str) -> list[Event]:
+    """What a request already decided: its events again (same ids downstream), no new effect.
+
+    Rebuilt from what was decided, not from the request at hand, so that a different request
+    reusing the id cannot change them.
+    """
     hold = account.holds.get(job_id)
     if hold is not None:
-        return _acceptance(job_id, hold, request)
+        return _acceptance(job_id, hold, dispatch=True)
     closed = account.closed[job_id]
     if closed.accepted is None:
         return _closing(job_id, closed)
-    return _acceptance(job_id, closed.accepted, None) + _closing(job_id, closed)
+    return _acceptance(job_id, closed.accepted, dispatch=False) + _closing(job_id, closed)
 
 
 def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Outcome:
     """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job."""
     job_id = request.job_id
     if job_id in account.holds or job_id in account.closed:
-        return account, _replay_request(account, request)
+        return account, _replay_request(account, job_id)
     key = request.idempotency_key
     if key is not None and account.idempotency.get(key, job_id) != job_id:
         first = account.idempotency[key]
@@ -264,6 +270,8 @@ def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Ou
         amount=price,
         requested_at=request.requested_at,
         job_type=request.job_type,
+        input=request.input,
+        webhook_url=request.webhook_url,
         tier=limits.tier,
         deadline=request.requested_at + timedelta(seconds=limits.queue_ttl_s),
         video_minutes=minutes,
@@ -273,7 +281,7 @@ def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Ou
     account.holds[job_id] = hold
     account.month_video_minutes += minutes
     account.lifetime_videos += int(is_video)
-    return account, _acceptance(job_id, hold, request)
+    return account, _acceptance(job_id, hold, dispatch=True)
 
 
 def _reject(account: Account, job_id: str, reason: RejectReason, detail: str) -> Outcome:
