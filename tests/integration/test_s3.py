@@ -64,7 +64,8 @@ async def test_presigned_get_expires(stack: StackSettings, s3: tuple[S3Client, s
     client, prefix = s3
     bucket, key = stack.s3.outputs_bucket, f"{prefix}short.txt"
     await client.put_object(Bucket=bucket, Key=key, Body=b"soon gone")
-    url = await presign_get(client, bucket=bucket, key=key, ttl_s=1)
+    # Signing times are whole seconds, so a 3 s lifetime is between 2 and 3 s long.
+    url = await presign_get(client, bucket=bucket, key=key, ttl_s=3)
     async with httpx.AsyncClient(timeout=10) as http:
         assert (await http.get(url)).status_code == 200
         deadline = time.monotonic() + 15
