@@ -51,6 +51,7 @@ from contracts import (
 from contracts.topics import USER_PARTITIONS
 from stream_processors import metrics
 from stream_processors.accounts import Account, apply
+from stream_processors.depth import tier_depths
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
 
@@ -206,6 +207,13 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         key_serializer="raw",
         value_serializer="raw",
     )
+
+    async def measure_depth() -> None:
+        depths = await asyncio.to_thread(tier_depths, settings.kafka, topology.tiers)
+        for (workload, tier), depth in depths.items():
+            metrics.TIER_DEPTH.labels(workload.value, tier.value).set(depth)
+
+    app.timer(interval=settings.processors_depth_interval_s, name="tier-depth")(measure_depth)
     app.agent(inputs, name="accounts")(account_agent)
     app.agent(outputs[topology.lifecycle.name], name="outcomes")(outcome_agent)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "genstream_processor_events_total", "Events the processors handled", ["topic", "type"]
@@ -17,4 +17,9 @@ RESERVE_TO_CLOSE = Histogram(
 )
 DEAD_LETTERS = Counter(
     "genstream_processor_dead_letters_total", "Records parked on the dead-letter topic", ["topic"]
+)
+TIER_DEPTH = Gauge(
+    "genstream_tier_topic_depth",
+    "Dispatched jobs not yet taken by the workload's workers",
+    ["workload", "tier"],
 )

@@ -26,5 +26,7 @@ class ProcessorSettings(BaseSettings):
     processors_data_dir: Path = Path("var/processors")
     processors_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """How long a silent worker keeps its partitions before the group moves them."""
+    processors_depth_interval_s: float = Field(default=15.0, gt=0)
+    """How often the depth of every tier topic is measured for the metrics."""
     processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
