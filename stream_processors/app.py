@@ -49,7 +49,7 @@ from contracts import (
     partition_key,
 )
 from contracts.topics import USER_PARTITIONS
-from stream_processors import metrics
+from stream_processors import faust_recovery, metrics
 from stream_processors.accounts import Account, apply
 from stream_processors.depth import tier_depths
 from stream_processors.settings import ProcessorSettings
@@ -87,6 +87,7 @@ def _headers(event: EventT[Any]) -> RawHeaders:
 
 
 def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) -> faust.App:
+    faust_recovery.install()
     topology = Topology(prefix=settings.processors_topic_prefix)
     datadir = settings.processors_data_dir / settings.processors_app_id
     datadir.mkdir(parents=True, exist_ok=True)
