@@ -15,9 +15,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from contracts import DEADLETTER, TopicSpec
 from genstream.kafka.config import KafkaSettings
+from genstream.kafka.deadletter import PARKING_PREFIX
 from genstream.kafka.records import record_headers, record_position
-
-_DLQ_PREFIX = "dlq."
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +42,7 @@ def redrive(
         "auto.offset.reset": "earliest",
     }
     consumer = Consumer(settings.librdkafka(**reading))
-    producing = settings.librdkafka(acks="all")
-    producing["enable.idempotence"] = True
-    producer = Producer(producing)
+    producer = Producer(settings.producer_config())
     consumer.subscribe([deadletter.name])
     redriven: Counter[str] = Counter()
     skipped = 0
@@ -67,7 +64,7 @@ def redrive(
                 skipped += 1
             else:
                 kept: list[tuple[str, str | bytes | None]] = [
-                    (name, value) for name, value in headers if not name.startswith(_DLQ_PREFIX)
+                    (name, value) for name, value in headers if not name.startswith(PARKING_PREFIX)
                 ]
                 producer.produce(origin, value=message.value(), key=message.key(), headers=kept)
                 if producer.flush(30) != 0:

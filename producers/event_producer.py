@@ -43,15 +43,8 @@ class EventProducer:
         linger_ms: int = 5,
         extra: dict[str, str | int | float | bool] | None = None,
     ) -> None:
-        config = settings.librdkafka(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-                "linger.ms": linger_ms,
-                "compression.type": "lz4",
-                **(extra or {}),
-            }
+        config = settings.producer_config(
+            **{"linger.ms": linger_ms, "compression.type": "lz4", **(extra or {})}
         )
         self._producer = Producer(config)
         self._stopping = threading.Event()

@@ -139,13 +139,11 @@ class OutboxRelay:
         self._lock_space: int | None = None
         self._idle = threading.Event()
         producing: LibrdkafkaConfig = {
-            "enable.idempotence": True,
-            "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
             "message.timeout.ms": int(delivery_timeout_s * 1000),
         }
-        self._producer_config = kafka.librdkafka(**producing)
+        self._producer_config = kafka.producer_config(**producing)
         self._producer = Producer(self._producer_config)
         # Reads metadata, end offsets and in-doubt ranges; it never joins its group or commits.
         reading: LibrdkafkaConfig = {

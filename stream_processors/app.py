@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -49,6 +49,8 @@ from contracts import (
     partition_key,
 )
 from contracts.topics import USER_PARTITIONS
+from genstream.kafka.deadletter import parked_headers
+from genstream.kafka.records import normalize_headers
 from stream_processors import faust_recovery, metrics
 from stream_processors.accounts import Account, apply
 from stream_processors.depth import tier_depths
@@ -78,12 +80,7 @@ def caused_event_id(data: Event) -> str:
 
 
 def _headers(event: EventT[Any]) -> RawHeaders:
-    raw: Any = event.message.headers or []
-    items: Iterable[tuple[str, Any]] = raw.items() if isinstance(raw, dict) else raw
-    return [
-        (str(name), value if isinstance(value, bytes) else str(value).encode())
-        for name, value in items
-    ]
+    return normalize_headers(event.message.headers)
 
 
 def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) -> faust.App:
@@ -126,14 +123,14 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
 
     async def park(event: EventT[Any], error: ContractError) -> None:
         metrics.DEAD_LETTERS.labels(event.message.topic).inc()
-        headers = [
-            *_headers(event),
-            ("dlq.topic", event.message.topic.encode()),
-            ("dlq.partition", str(event.message.partition).encode()),
-            ("dlq.offset", str(event.message.offset).encode()),
-            ("dlq.consumer", settings.processors_app_id.encode()),
-            ("dlq.error", f"{type(error).__name__}: {error}"[:1000].encode()),
-        ]
+        headers = parked_headers(
+            _headers(event),
+            topic=event.message.topic,
+            partition=event.message.partition,
+            offset=event.message.offset,
+            consumer=settings.processors_app_id,
+            error=error,
+        )
         await outputs[topology.deadletter.name].send(
             key=event.key, value=event.value, headers=headers
         )

@@ -35,3 +35,16 @@ class KafkaSettings(BaseModel):
             config["sasl.password"] = self.sasl_password.get_secret_value()
         config.update(overrides)
         return config
+
+    def producer_config(self, **overrides: str | int | float | bool) -> LibrdkafkaConfig:
+        """Every genstream producer's settings: idempotent, acks=all, and keys placed with
+        murmur2 as Java clients and Faust place them, so every writer agrees on a key's
+        partition."""
+        return self.librdkafka(
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": "murmur2_random",
+                **overrides,
+            }
+        )

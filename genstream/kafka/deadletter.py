@@ -13,6 +13,30 @@ from genstream.kafka.records import record_headers
 _log = logging.getLogger(__name__)
 
 
+PARKING_PREFIX = "dlq."
+"""Headers the dead-letter topic adds to a parked record; a redrive strips them."""
+
+
+def parked_headers(
+    headers: list[tuple[str, bytes]],
+    *,
+    topic: str,
+    partition: int | None,
+    offset: int | None,
+    consumer: str,
+    error: Exception,
+) -> list[tuple[str, bytes]]:
+    """A record's own headers plus where it came from and why it was refused."""
+    return [
+        *headers,
+        (f"{PARKING_PREFIX}topic", topic.encode()),
+        (f"{PARKING_PREFIX}partition", str(partition).encode()),
+        (f"{PARKING_PREFIX}offset", str(offset).encode()),
+        (f"{PARKING_PREFIX}consumer", consumer.encode()),
+        (f"{PARKING_PREFIX}error", f"{type(error).__name__}: {error}"[:1000].encode()),
+    ]
+
+
 class DeadLetters:
     """An ``on_invalid`` handler for ``EventConsumer``: parks the record and moves on.
 
@@ -24,20 +48,20 @@ class DeadLetters:
         self, *, settings: KafkaSettings, consumer_name: str, topic: TopicSpec = DEADLETTER
     ) -> None:
         self._topic = topic.name
-        config = settings.librdkafka(acks="all")
-        config["enable.idempotence"] = True
-        self._producer = Producer(config)
+        self._producer = Producer(settings.producer_config())
         self._consumer_name = consumer_name
 
     def __call__(self, message: Message, error: ContractError) -> None:
-        headers: list[tuple[str, str | bytes | None]] = list(record_headers(message))
-        headers += [
-            ("dlq.topic", (message.topic() or "").encode()),
-            ("dlq.partition", str(message.partition()).encode()),
-            ("dlq.offset", str(message.offset()).encode()),
-            ("dlq.consumer", self._consumer_name.encode()),
-            ("dlq.error", f"{type(error).__name__}: {error}"[:1000].encode()),
-        ]
+        headers: list[tuple[str, str | bytes | None]] = list(
+            parked_headers(
+                record_headers(message),
+                topic=message.topic() or "",
+                partition=message.partition(),
+                offset=message.offset(),
+                consumer=self._consumer_name,
+                error=error,
+            )
+        )
         self._producer.produce(
             self._topic, value=message.value(), key=message.key(), headers=headers
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from confluent_kafka import KafkaError, KafkaException, Message
 
 
@@ -13,11 +15,16 @@ def record_position(message: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def record_headers(message: Message) -> list[tuple[str, bytes]]:
-    """A record's headers as (name, bytes) pairs, whichever shape the client returned them in."""
-    raw = message.headers() or []
-    pairs = raw.items() if isinstance(raw, dict) else raw
+def normalize_headers(raw: Any) -> list[tuple[str, bytes]]:
+    """Headers as (name, bytes) pairs, whichever shape a client returned them in (a list of
+    pairs or a mapping, values as bytes, str or None)."""
+    pairs = raw.items() if isinstance(raw, dict) else (raw or [])
     return [
         (str(name), value.encode() if isinstance(value, str) else bytes(value or b""))
         for name, value in pairs
     ]
+
+
+def record_headers(message: Message) -> list[tuple[str, bytes]]:
+    """A consumed record's headers as (name, bytes) pairs."""
+    return normalize_headers(message.headers())

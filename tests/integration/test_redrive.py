@@ -8,6 +8,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from contracts import TopicSpec
+from genstream.kafka.partitioner import partition_for
 from genstream.redrive import redrive
 from genstream.settings import StackSettings
 
@@ -22,7 +23,9 @@ def _read_all(
     while len(records) < expected and time.monotonic() < deadline:
         message = consumer.poll(0.5)
         if message is not None and message.error() is None:
-            records.append((message.value(), dict(message.headers() or [])))
+            headers = dict(message.headers() or [])
+            headers["partition"] = str(message.partition()).encode()
+            records.append((message.value(), headers))
     consumer.close()
     return records
 
@@ -51,6 +54,9 @@ def test_redrive_sends_parked_records_back_once(
     back = _read_all(stack, ledger, expected=2)
     assert sorted(value for value, _ in back) == [b"record-0", b"record-1"]
     assert all(not name.startswith("dlq.") for _, headers in back for name in headers)
+    # Placed by key as every genstream producer places it, next to the key's other records.
+    wanted = str(partition_for(b"k", ledger.partitions)).encode()
+    assert {headers["partition"] for _, headers in back} == {wanted}
     assert all(headers["traceparent"] == b"t" for _, headers in back)
 
     again = redrive(stack.kafka, deadletter=parked, group_id=group, idle_s=2)
