@@ -61,7 +61,11 @@ cluster_id() {
   local file="$KAFKA_DIR/cluster.id"
   if [[ ! -f $file ]]; then
     mkdir -p "$KAFKA_DIR"
-    python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())' >"$file"
+    # Kafka's own ids never start with '-' (argparse would read one as a flag); neither do ours.
+    python3 -c 'import base64, uuid
+while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+    pass
+print(cid)' >"$file"
   fi
   cat "$file"
 }
@@ -76,7 +80,7 @@ start_node() {
   write_config "$i"
   mapfile -t cmd < <(java_cmd)
   if [[ ! -f $KAFKA_DIR/node$i/data/meta.properties ]]; then
-    "${cmd[@]}" kafka.tools.StorageTool format -t "$(cluster_id)" \
+    "${cmd[@]}" kafka.tools.StorageTool format "--cluster-id=$(cluster_id)" \
       -c "$KAFKA_DIR/node$i/server.properties" >>"$GENSTREAM_LOG_DIR/$name.log" 2>&1 \
       || die_with_log "$GENSTREAM_LOG_DIR/$name.log" "formatting Kafka storage for node $i failed"
   fi
