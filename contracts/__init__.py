@@ -16,6 +16,7 @@ from contracts.credits import (
     CreditsReserved,
     CreditsSettled,
 )
+from contracts.derived_ids import EXPIRED_REASON, derived_event_id
 from contracts.enums import (
     TERMINAL_STATUSES,
     JobStatus,
@@ -95,6 +96,7 @@ __all__ = [
     "CREDITS_LEDGER",
     "DEADLETTER",
     "EVENT_TYPES",
+    "EXPIRED_REASON",
     "JOBS_LIFECYCLE",
     "JOBS_PROGRESS",
     "JOBS_REQUESTED",
@@ -161,6 +163,7 @@ __all__ = [
     "Workload",
     "child_traceparent",
     "decode",
+    "derived_event_id",
     "encode",
     "input_model_for",
     "kafka_headers",

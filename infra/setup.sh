@@ -11,11 +11,11 @@ setup_python() {
   if [[ -f $stamp && $(cat "$stamp") == "$hash" ]]; then
     return 0
   fi
-  log "python: creating $GENSTREAM_VENV and installing genstream with its dev tools"
+  log "python: creating $GENSTREAM_VENV and installing genstream with its dev tools and the model runtimes (torch, diffusers, transformers)"
   [[ -x $(python_bin) ]] || python3 -m venv "$GENSTREAM_VENV"
   local pip_log="$GENSTREAM_LOG_DIR/pip.log"
   if ! { "$(python_bin)" -m pip install -q --upgrade pip \
-      && "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[dev]"; } >"$pip_log" 2>&1; then
+      && "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[dev,gpu]"; } >"$pip_log" 2>&1; then
     tail -n 30 "$pip_log" >&2
     die "installing the Python dependencies failed (full log: $pip_log)"
   fi

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import (
+    EXPIRED_REASON,
     Catalog,
     CreditsGranted,
     CreditsPurchased,
@@ -369,6 +370,20 @@ def credits_added(account: Account, event: CreditsGranted | CreditsPurchased) ->
 def plan_changed(account: Account, event: PlanChanged) -> Outcome:
     account.plan = event.plan
     return account, []
+
+
+def overdue(account: Account, now: datetime) -> list[JobExpired]:
+    """Queued jobs of ``account`` whose plan's deadline has passed, as expiries to write.
+
+    The expiry goes out through the lifecycle and comes back as an outcome, which releases
+    the hold: one path for expiries found here and for those a worker finds first. A job
+    already running is not expired here; its execution timeout governs it.
+    """
+    return [
+        JobExpired(job_id=job_id, reason=EXPIRED_REASON, deadline=hold.deadline)
+        for job_id, hold in account.holds.items()
+        if hold.status == "queued" and hold.deadline <= now
+    ]
 
 
 def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -43,6 +44,7 @@ from contracts import (
     TopicSpec,
     child_traceparent,
     decode,
+    derived_event_id,
     encode,
     kafka_headers,
     load_catalog,
@@ -52,13 +54,12 @@ from contracts.topics import USER_PARTITIONS
 from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
 from stream_processors import faust_recovery, metrics
-from stream_processors.accounts import Account, apply
+from stream_processors.accounts import Account, apply, overdue
 from stream_processors.depth import tier_depths
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
 
 SOURCE = "genstream/processors"
-_EVENT_IDS = uuid.UUID("5b0c6a52-63c4-4c1b-9f55-3f0d7c2ad3c1")
 _OUTCOME_TYPES = (JobStarted, JobCompleted, JobFailed, JobCancelled, JobExpired)
 
 _log = logging.getLogger(__name__)
@@ -73,10 +74,7 @@ def caused_event_id(data: Event) -> str:
     acceptance, one reservation, one settlement or release, ...), so an id made of both is
     the same each time the event is written again after a crash, and readers keep one.
     """
-    job_id = getattr(data, "job_id", None)
-    if job_id is None:
-        raise ValueError(f"{type(data).__name__} names no job")
-    return str(uuid.uuid5(_EVENT_IDS, f"{data.wire_type()}/{job_id}"))
+    return derived_event_id(data)
 
 
 def _headers(event: EventT[Any]) -> RawHeaders:
@@ -211,7 +209,37 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         for (workload, tier), depth in depths.items():
             metrics.TIER_DEPTH.labels(workload.value, tier.value).set(depth)
 
+    # Expiries written and not yet seen back as outcomes, so each is written once, not
+    # every sweep; one lost on the way is written again after a minute.
+    expiries_sent: dict[str, float] = {}
+
+    async def expire_overdue() -> None:
+        now, clock = datetime.now(UTC), time.monotonic()
+        for job_id, sent_at in list(expiries_sent.items()):
+            if clock - sent_at > 60:
+                del expiries_sent[job_id]
+        lifecycle = outputs[topology.lifecycle.name]
+        deliveries = []
+        for user_id, stored in list(accounts.items()):
+            for expiry in overdue(Account.model_validate(stored), now):
+                if expiry.job_id in expiries_sent:
+                    continue
+                expiries_sent[expiry.job_id] = clock
+                envelope = Envelope.wrap(
+                    expiry, user_id=user_id, source=SOURCE, event_id=caused_event_id(expiry)
+                )
+                metrics.EXPIRED.inc()
+                deliveries.append(
+                    await lifecycle.send(
+                        key=partition_key(envelope, topology.lifecycle),
+                        value=encode(envelope),
+                        headers=kafka_headers(envelope),
+                    )
+                )
+        await asyncio.gather(*deliveries)
+
     app.timer(interval=settings.processors_depth_interval_s, name="tier-depth")(measure_depth)
+    app.timer(interval=settings.processors_expiry_interval_s, name="expiry")(expire_overdue)
     app.agent(inputs, name="accounts")(account_agent)
     app.agent(outputs[topology.lifecycle.name], name="outcomes")(outcome_agent)
     return app

@@ -23,3 +23,6 @@ TIER_DEPTH = Gauge(
     "Dispatched jobs not yet taken by the workload's workers",
     ["workload", "tier"],
 )
+EXPIRED = Counter(
+    "genstream_processor_expired_total", "Queued jobs expired past their plan's deadline"
+)

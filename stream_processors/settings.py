@@ -28,5 +28,7 @@ class ProcessorSettings(BaseSettings):
     """How long a silent worker keeps its partitions before the group moves them."""
     processors_depth_interval_s: float = Field(default=15.0, gt=0)
     """How often the depth of every tier topic is measured for the metrics."""
+    processors_expiry_interval_s: float = Field(default=5.0, gt=0)
+    """How often queued jobs past their plan's deadline are looked for and expired."""
     processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -66,6 +66,7 @@ class Processors:
             "GENSTREAM_PROCESSORS_TOPIC_PREFIX": self.topology.prefix,
             "GENSTREAM_PROCESSORS_DATA_DIR": str(self.log_dir / "data"),
             "GENSTREAM_KAFKA__BOOTSTRAP_SERVERS": self.stack.kafka.bootstrap_servers,
+            "GENSTREAM_PROCESSORS_EXPIRY_INTERVAL_S": "1",
             "GENSTREAM_PROCESSORS_GUARANTEE": os.environ.get(
                 "GENSTREAM_PROCESSORS_GUARANTEE", "at_least_once"
             ),
@@ -104,8 +105,10 @@ class Processors:
         delete_topics(self.stack.kafka, [s.name for s in self.topology.all_topics] + changelogs)
 
     # -- input -------------------------------------------------------------------------------
-    def send(self, data: Event, *, user_id: str, wait: bool = True) -> Envelope[Any]:
-        envelope = Envelope.wrap(data, user_id=user_id, source="genstream/tests")
+    def send(
+        self, data: Event, *, user_id: str, wait: bool = True, event_id: str | None = None
+    ) -> Envelope[Any]:
+        envelope = Envelope.wrap(data, user_id=user_id, source="genstream/tests", event_id=event_id)
         # As the system does: commands to jobs.requested, worker outcomes to the lifecycle.
         t = self.topology
         candidates = (t.requested, t.ledger, t.plans, t.lifecycle)

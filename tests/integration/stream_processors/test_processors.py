@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from contracts import (
+    EXPIRED_REASON,
     Envelope,
     JobCancelRequested,
     JobCompleted,
@@ -19,6 +20,7 @@ from contracts import (
     JobStarted,
     Plan,
     PlanChanged,
+    derived_event_id,
 )
 from genstream.settings import StackSettings
 from tests.integration.stream_processors.harness import (
@@ -110,20 +112,38 @@ def test_cancelling_a_queued_job_releases_its_credits(processors: Processors, un
     assert "CreditsSettled" not in events
 
 
-def test_an_expired_job_is_released(processors: Processors, unique: str) -> None:
+def test_a_job_queued_past_its_deadline_expires_and_is_released(
+    processors: Processors, unique: str
+) -> None:
     user, job = f"expire-{unique}", f"job-{unique}"
+    processors.grant(user, 3)
+    processors.request(user, job, requested_at=datetime.now(UTC) - timedelta(hours=2))
+    processors.wait_for(lambda _: "CreditsReleased" in types(processors.of_job(job)))
+    events = processors.of_job(job)
+    assert types(events).count("JobQueued") == 1
+    expiries = [e for e in events if isinstance(e.data, JobExpired)]
+    queued = next(e for e in events if type(e.data).__name__ == "JobQueued")
+    assert [e.data.deadline for e in expiries] == [queued.data.deadline]
+    assert queued.data.deadline < datetime.now(UTC)
+    released = [e for e in events if type(e.data).__name__ == "CreditsReleased"]
+    assert [e.data.amount for e in released] == [1]
+    assert "CreditsSettled" not in types(events)
+    account = processors.wait_for_account(user, lambda a: job not in a["holds"])
+    assert account["balance"] == 3
+
+
+def test_a_worker_expiry_and_the_processors_expiry_are_one_event(
+    processors: Processors, unique: str
+) -> None:
+    user, job = f"expire2-{unique}", f"job-{unique}"
     processors.grant(user, 3)
     processors.request(user, job, requested_at=datetime.now(UTC) - timedelta(hours=2))
     processors.wait_for(lambda _: "JobQueued" in types(processors.of_job(job)))
     queued = next(e for e in processors.of_job(job) if type(e.data).__name__ == "JobQueued")
-    assert queued.data.deadline < datetime.now(UTC)  # a worker reaching it now expires it
-    processors.send(
-        JobExpired(job_id=job, reason="queued past its deadline", deadline=queued.data.deadline),
-        user_id=user,
-    )
+    expiry = JobExpired(job_id=job, reason=EXPIRED_REASON, deadline=queued.data.deadline)
+    processors.send(expiry, user_id=user, event_id=derived_event_id(expiry))
     processors.wait_for(lambda _: "CreditsReleased" in types(processors.of_job(job)))
-    released = [e for e in processors.of_job(job) if type(e.data).__name__ == "CreditsReleased"]
-    assert [e.data.amount for e in released] == [1]
+    assert types(processors.of_job(job)).count("JobExpired") == 1
 
 
 def test_poison_commands_are_parked_and_processing_goes_on(
