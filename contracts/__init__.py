@@ -86,6 +86,7 @@ from contracts.topics import (
     tier_topics,
     topic_by_name,
     topics_for_event,
+    worker_group,
     workload_of,
 )
 from contracts.traceparent import TraceParent, child_traceparent, new_traceparent
@@ -174,5 +175,6 @@ __all__ = [
     "tier_topics",
     "topic_by_name",
     "topics_for_event",
+    "worker_group",
     "workload_of",
 ]

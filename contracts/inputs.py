@@ -101,6 +101,8 @@ class SyntheticInput(_Input):
     step_ms: Annotated[int, Field(ge=0, le=600_000)] = 100
     fail_at: Annotated[int, Field(ge=0, le=10_000)] | None = None
     """Step index at which the job raises a failure, to exercise the retry path."""
+    fail_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """Fail only in the first this many attempts (absent: in every attempt)."""
     output_bytes: Annotated[int, Field(ge=0, le=MAX_SYNTHETIC_OUTPUT_BYTES)] = 1024
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ __all__ = [
     "tier_topics",
     "topic_by_name",
     "topics_for_event",
+    "worker_group",
 ]
 
 _HOUR_MS: Final = 60 * 60 * 1000
@@ -125,6 +126,11 @@ def tier_topic(job_type: JobType | Workload | str, tier: Tier | str) -> str:
 def tier_topics(job_type: JobType | Workload | str) -> tuple[str, ...]:
     """A workload's dispatch topics in priority order, highest first."""
     return tuple(tier_topic(job_type, tier) for tier in Tier)
+
+
+def worker_group(workload: Workload | str) -> str:
+    """The consumer group of a workload's GPU workers."""
+    return f"genstream-workers-{Workload(workload).value}"
 
 
 USER_PARTITIONS: Final = 12

@@ -104,12 +104,36 @@ class EventProducer:
             done.set()
 
         self._produce(spec, envelope, settle)
-        if not done.wait(timeout_s):
-            raise DeliveryError(f"{spec.name}: no acknowledgement within {timeout_s:.0f}s")
-        result = outcome[0]
-        if isinstance(result, DeliveryError):
-            raise result
-        return result
+        return _await_delivery(done, outcome, spec.name, timeout_s)
+
+    def send_raw(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        timeout_s: float = 30.0,
+    ) -> Delivery:
+        """Writes a record as given (a parked or delayed copy) and waits for its acknowledgement."""
+        done = threading.Event()
+        outcome: list[Delivery | DeliveryError] = []
+
+        def settle(error: KafkaError | None, message: Message) -> None:
+            try:
+                outcome.append(_delivery(error, message))
+            except DeliveryError as exc:
+                outcome.append(exc)
+            done.set()
+
+        self._producer.produce(
+            topic,
+            value=value,
+            key=key,
+            headers=list[tuple[str, str | bytes | None]](headers),
+            on_delivery=settle,
+        )
+        return _await_delivery(done, outcome, topic, timeout_s)
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Waits for outstanding deliveries; returns how many are still unacknowledged."""
@@ -136,3 +160,14 @@ def _set_result(future: asyncio.Future[Delivery], result: Delivery) -> None:
 def _set_exception(future: asyncio.Future[Delivery], error: DeliveryError) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _await_delivery(
+    done: threading.Event, outcome: list[Delivery | DeliveryError], topic: str, timeout_s: float
+) -> Delivery:
+    if not done.wait(timeout_s):
+        raise DeliveryError(f"{topic}: no acknowledgement within {timeout_s:.0f}s")
+    result = outcome[0]
+    if isinstance(result, DeliveryError):
+        raise result
+    return result

@@ -7,13 +7,8 @@ from collections.abc import Callable, Mapping
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from contracts import TIER_TOPICS, Tier, TopicSpec, Workload
+from contracts import TIER_TOPICS, Tier, TopicSpec, Workload, worker_group
 from genstream.kafka import KafkaSettings
-
-
-def worker_group(workload: Workload) -> str:
-    """The consumer group of a workload's GPU workers."""
-    return f"genstream-workers-{workload.value}"
 
 
 def tier_depths(

@@ -1,0 +1,123 @@
+"""Entry point of a GPU worker (``genstream-worker``): one process serves one workload."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from prometheus_client import start_http_server
+
+from contracts import JobType
+from genstream.kafka.deadletter import DeadLetters
+from genstream.logs import configure_logging
+from gpu_consumers.control import JobControl
+from gpu_consumers.gpu_stats import GpuStats
+from gpu_consumers.model_cache import ModelCache, ModelKey
+from gpu_consumers.pipelines.base import Pipeline
+from gpu_consumers.retry_relay import RetryRelay
+from gpu_consumers.runner import JobRunner
+from gpu_consumers.settings import WorkerSettings
+from gpu_consumers.storage import ObjectStore
+from gpu_consumers.topology import WorkerTopology
+from gpu_consumers.worker import Worker
+from producers import EventProducer
+
+_log = logging.getLogger("genstream.worker")
+
+RETRY_RELAY_GROUP = "genstream-retry-relay"
+
+
+def _pipeline_provider(settings: WorkerSettings) -> tuple[ModelCache, dict[JobType, str | None]]:
+    from gpu_consumers.device import choose_device
+    from gpu_consumers.pipelines import build_pipeline
+
+    device = choose_device(settings.worker_device)
+
+    def factory(key: ModelKey) -> Pipeline:
+        job_type, model_dir = key
+        return build_pipeline(job_type, model_dir)
+
+    cache = ModelCache(settings.worker_model_budget_mb * 1024 * 1024, device, factory)
+    models: dict[JobType, str | None] = {
+        job_type: settings.worker_models.get(job_type) for job_type in JobType
+    }
+    return cache, models
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    del argv
+    settings = WorkerSettings()
+    configure_logging("worker", settings.log_level)
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    topology = WorkerTopology(settings.worker_workload, prefix=settings.worker_topic_prefix)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        _log.info("stopping on signal %d; the running job is let finish", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    cache, models = _pipeline_provider(settings)
+    control = JobControl(
+        settings.kafka,
+        lifecycle=topology.lifecycle,
+        requested=topology.requested,
+        lookback_s=settings.worker_control_lookback_s,
+    )
+    control.start()
+    if not control.wait_caught_up(120):
+        _log.warning("job control not caught up after 120 s; starting anyway")
+    producer = EventProducer(settings=settings.kafka)
+    store = ObjectStore(settings.s3)
+    dead_letters = DeadLetters(
+        settings=settings.kafka, consumer_name=settings.group_id, topic=topology.deadletter
+    )
+    runner = JobRunner(
+        settings,
+        topology=topology,
+        producer=producer,
+        store=store,
+        control=control,
+        pipelines=lambda job_type: cache.get((job_type, models[job_type])),
+    )
+    helpers: list[threading.Thread] = []
+    if settings.worker_run_retry_relay:
+        relay = RetryRelay(
+            settings.kafka,
+            topology=topology,
+            producer=producer,
+            dead_letters=dead_letters,
+            group_id=f"{settings.worker_topic_prefix}{RETRY_RELAY_GROUP}",
+        )
+        helpers.append(threading.Thread(target=relay.run, args=(stop,), name="retry-relay"))
+    gpu_stats = GpuStats(cache.device)
+    helpers.append(threading.Thread(target=gpu_stats.run, args=(stop,), name="gpu-stats"))
+    for thread in helpers:
+        thread.start()
+    _log.info(
+        "worker %s serving %s on %s",
+        settings.worker_id,
+        settings.worker_workload.value,
+        cache.device,
+    )
+    try:
+        Worker(settings, topology=topology, runner=runner, dead_letters=dead_letters).run(stop)
+    finally:
+        stop.set()
+        for thread in helpers:
+            thread.join(10)
+        control.stop()
+        producer.close()
+        dead_letters.close()
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""One workload's worker: reads its tier topics, schedules across tiers, runs one job at a time.
+
+The consumer keeps polling while a job runs (in its own thread), so the group never takes a
+long job for a dead worker, and the tier buffers keep showing the scheduler what waits: a
+pro job that arrives during a long free job is the next to start. A dispatch is committed
+only once the runner has written the job's end and the brokers acknowledged it; a worker
+that dies mid-job leaves it uncommitted, and the group hands it to another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from contracts import ContractError, Envelope, JobQueued, decode
+from genstream.kafka.deadletter import DeadLetters
+from genstream.kafka.records import record_headers
+from gpu_consumers import metrics
+from gpu_consumers.dispatch import Buffered, DispatchBuffers
+from gpu_consumers.runner import JobRunner, Outcome
+from gpu_consumers.scheduling import TierScheduler
+from gpu_consumers.settings import WorkerSettings
+from gpu_consumers.topology import WorkerTopology
+
+__all__ = ["Worker"]
+
+_log = logging.getLogger(__name__)
+
+Dispatch = Envelope[JobQueued] | None
+"""A decoded dispatch, or ``None`` for a record already parked that only needs committing."""
+
+
+class NotADispatchError(ContractError):
+    """A valid event that does not belong on a tier topic."""
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        topology: WorkerTopology,
+        runner: JobRunner,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self._settings = settings
+        self._topology = topology
+        self._runner = runner
+        self._dead_letters = dead_letters
+        session_ms = int(settings.worker_session_timeout_s * 1000)
+        options: dict[str, str | int | float | bool] = {
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(1000, session_ms // 5),
+        }
+        self._consumer = Consumer(settings.kafka.librdkafka(**options))
+        self._buffers: DispatchBuffers[Dispatch] = DispatchBuffers(settings.worker_prefetch)
+        self._scheduler = TierScheduler(settings.shares)
+        self._paused: set[tuple[str, int]] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="job")
+        self._running: tuple[Buffered[Dispatch], Future[Outcome]] | None = None
+        self.assigned = threading.Event()
+        """Set once the group has given this worker partitions (tests and readiness)."""
+
+    # -- group membership ----------------------------------------------------------------------
+    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        _log.info("partitions assigned: %s", _names(partitions))
+        self.assigned.set()
+
+    def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = [(tp.topic, tp.partition) for tp in partitions]
+        dropped = self._buffers.drop(gone)
+        self._paused.difference_update(gone)
+        _log.info("partitions revoked: %s (%d read-ahead jobs let go)", _names(partitions), dropped)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, *, drain_timeout_s: float = 600.0) -> None:
+        topics = [spec.name for spec in self._topology.tiers.values()]
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+        try:
+            while not stop.is_set():
+                busy = self._running is not None or len(self._buffers) > 0
+                self._read(0.05 if busy else 0.5)
+                self._finish_if_done()
+                if self._running is None:
+                    self._start_next()
+            self._drain(drain_timeout_s)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._consumer.close()
+
+    def _drain(self, timeout_s: float) -> None:
+        """On a clean stop, lets the running job end (and commit) before leaving the group."""
+        deadline = time.monotonic() + timeout_s
+        while self._running is not None and time.monotonic() < deadline:
+            self._consumer.poll(0.1)  # stays in the group meanwhile; new records are dropped
+            self._finish_if_done()
+
+    def _read(self, timeout: float) -> None:
+        for message in self._consumer.consume(num_messages=100, timeout=timeout):
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    _log.warning("read error: %s", error)
+                continue
+            topic, partition = message.topic() or "", message.partition() or 0
+            entry = Buffered(
+                tier=self._topology.tier_of(topic),
+                topic=topic,
+                partition=partition,
+                offset=message.offset() or 0,
+                item=self._decode(message),
+            )
+            if self._buffers.add(entry) and (topic, partition) not in self._paused:
+                self._consumer.pause([TopicPartition(topic, partition)])
+                self._paused.add((topic, partition))
+
+    def _decode(self, message: Message) -> Dispatch:
+        try:
+            envelope: Envelope[Any] = decode(message.value(), record_headers(message))
+            if not isinstance(envelope.data, JobQueued):
+                raise NotADispatchError(f"{envelope.type} does not belong on a tier topic")
+        except ContractError as error:
+            metrics.DEAD_LETTERS.labels("undecodable").inc()
+            self._dead_letters(message, error)
+            return None
+        return envelope
+
+    def _start_next(self) -> None:
+        tier = self._scheduler.pick(self._buffers.waiting())
+        if tier is None:
+            return
+        entry = self._buffers.take(tier)
+        key = (entry.topic, entry.partition)
+        if key in self._paused and self._buffers.count(*key) < self._buffers.limit:
+            self._consumer.resume([TopicPartition(*key)])
+            self._paused.discard(key)
+        if entry.item is None:
+            self._commit(entry)
+            return
+        self._running = (entry, self._executor.submit(self._runner.handle, entry.item, tier))
+
+    def _finish_if_done(self) -> None:
+        if self._running is None or not self._running[1].done():
+            return
+        entry, future = self._running
+        self._running = None
+        try:
+            future.result()
+        except Exception:
+            # The job's end could not be written: run it again rather than lose it.
+            _log.exception("a job's end was not written; reading its dispatch again")
+            self._rewind(entry)
+            return
+        self._commit(entry)
+
+    def _commit(self, entry: Buffered[Any]) -> None:
+        position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
+        try:
+            self._consumer.commit(offsets=[position], asynchronous=False)
+        except KafkaException as exc:
+            # The partition moved to another worker, which reads the job again and finds it
+            # finished; nothing is lost.
+            _log.warning("commit after a job failed: %s", exc)
+
+    def _rewind(self, entry: Buffered[Any]) -> None:
+        key = (entry.topic, entry.partition)
+        self._buffers.drop([key])
+        try:
+            self._consumer.seek(TopicPartition(entry.topic, entry.partition, entry.offset))
+        except KafkaException as exc:
+            _log.warning("rewinding %s failed: %s", key, exc)
+        if key in self._paused:
+            self._consumer.resume([TopicPartition(*key)])
+            self._paused.discard(key)
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
