@@ -8,7 +8,7 @@ once ``limit`` of its jobs wait here and resumes it when fewer do.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -52,6 +52,26 @@ class DispatchBuffers(Generic[T]):
         entry = self._queues[tier].popleft()
         self._forget(entry)
         return entry
+
+    def take_heads(self, match: Callable[[Buffered[T]], bool], limit: int) -> list[Buffered[T]]:
+        """Up to ``limit`` matching jobs, each the oldest waiting of its partition, so that
+        committing them never passes a job of theirs still waiting; pro first."""
+        taken: list[Buffered[T]] = []
+        for tier in Tier:
+            queue = self._queues[tier]
+            seen: set[Partition] = set()
+            for entry in list(queue):
+                if len(taken) >= limit:
+                    break
+                key = (entry.topic, entry.partition)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if match(entry):
+                    queue.remove(entry)
+                    self._forget(entry)
+                    taken.append(entry)
+        return taken
 
     def count(self, topic: str, partition: int) -> int:
         return self._counts.get((topic, partition), 0)

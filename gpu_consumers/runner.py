@@ -145,14 +145,41 @@ class JobRunner:
 
     # -- the job -------------------------------------------------------------------------------
     def handle(self, cause: Envelope[JobQueued], tier: Tier) -> Outcome:
-        job = cause.data
-        with log_context(job_id=job.job_id, trace_id=TraceParent.parse(cause.trace).trace_id):
-            outcome = self._handle(cause, tier)
-            metrics.OUTCOMES.labels(outcome.how).inc()
-            _log.info("job %s", outcome.how, extra={"attempt": job.attempt, "tier": tier.value})
-            return outcome
+        return self.handle_batch([(cause, tier)])[0]
 
-    def _handle(self, cause: Envelope[JobQueued], tier: Tier) -> Outcome:
+    def handle_batch(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> list[Outcome]:
+        """Runs compatible jobs together when the pipeline can; each ends on its own."""
+        outcomes: dict[str, Outcome] = {}
+        runnable: list[tuple[Envelope[JobQueued], Tier]] = []
+        for cause, tier in jobs:
+            with self._logged(cause):
+                gated = self._gate(cause)
+            if gated is None:
+                runnable.append((cause, tier))
+            else:
+                outcomes[cause.id] = self._record(cause, tier, gated)
+        if len(runnable) > 1:
+            outcomes.update(self._run_together(runnable))
+        else:
+            for cause, tier in runnable:
+                outcomes[cause.id] = self._run_alone(cause, tier)
+        return [outcomes[cause.id] for cause, _ in jobs]
+
+    def _logged(self, cause: Envelope[JobQueued]) -> Any:
+        return log_context(
+            job_id=cause.data.job_id, trace_id=TraceParent.parse(cause.trace).trace_id
+        )
+
+    def _record(self, cause: Envelope[JobQueued], tier: Tier, outcome: Outcome) -> Outcome:
+        with self._logged(cause):
+            metrics.OUTCOMES.labels(outcome.how).inc()
+            _log.info(
+                "job %s", outcome.how, extra={"attempt": cause.data.attempt, "tier": tier.value}
+            )
+        return outcome
+
+    def _gate(self, cause: Envelope[JobQueued]) -> Outcome | None:
+        """Ends a job that must not run (finished, cancelled, expired); None if it may run."""
         job = cause.data
         if self._control.finished(job.job_id) is not None:
             return Outcome("duplicate")
@@ -160,42 +187,78 @@ class JobRunner:
         if reason is not None:
             self._end(cause, JobCancelled(job_id=job.job_id, reason=reason), attempt=None)
             return Outcome("cancelled")
-        now = datetime.now(UTC)
-        if job.attempt == 1 and job.deadline is not None and job.deadline <= now:
+        if job.attempt == 1 and job.deadline is not None and job.deadline <= datetime.now(UTC):
             expired = JobExpired(job_id=job.job_id, reason=EXPIRED_REASON, deadline=job.deadline)
             self._end(cause, expired, attempt=None)
             return Outcome("expired")
+        return None
 
+    def _begin(self, cause: Envelope[JobQueued], tier: Tier) -> float:
+        job = cause.data
+        waited = (datetime.now(UTC) - cause.time).total_seconds()
         metrics.QUEUE_WAIT.labels(self._topology.workload.value, tier.value).observe(
-            max(0.0, (now - cause.time).total_seconds())
+            max(0.0, waited)
         )
         started = JobStarted(
             job_id=job.job_id, worker_id=self._settings.worker_id, attempt=job.attempt
         )
         self._emit(self._topology.lifecycle, cause, started, event_id=None)
-        begun = time.monotonic()
-        work_dir = Path(tempfile.mkdtemp(prefix=f"{job.job_id[:40]}-", dir=self._work_root))
+        return time.monotonic()
+
+    def _run_alone(self, cause: Envelope[JobQueued], tier: Tier) -> Outcome:
+        with self._logged(cause):
+            begun = self._begin(cause, tier)
+            work_dir = self._work_dir(cause)
+            try:
+                ctx = self._context(cause, work_dir)
+                ctx.check()
+                result = self._pipelines(cause.data.job_type).run(ctx)
+            except Exception as exc:
+                outcome = self._settle_error(cause, begun, exc)
+            else:
+                outcome = self._complete(cause, result, begun)
+            finally:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        return self._record(cause, tier, outcome)
+
+    def _run_together(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> dict[str, Outcome]:
+        pipeline = self._pipelines(jobs[0][0].data.job_type)
+        run_batch = getattr(pipeline, "run_batch", None)
+        if run_batch is None:
+            return {cause.id: self._run_alone(cause, tier) for cause, tier in jobs}
+        metrics.BATCH_SIZE.labels(jobs[0][0].data.job_type.value).observe(len(jobs))
+        begun = [self._begin(cause, tier) for cause, tier in jobs]
+        work_dirs = [self._work_dir(cause) for cause, _ in jobs]
         try:
-            result = self._run(cause, work_dir)
-        except JobStopped as stop:
-            if stop.why.startswith("cancelled"):
-                reason = self._control.cancel_reason(job.job_id) or "cancelled"
-                self._end(cause, JobCancelled(job_id=job.job_id, reason=reason), attempt=None)
-                self._observe_run(cause, begun, "cancelled")
-                return Outcome("cancelled")
-            return self._fail(cause, begun, "timeout", "the job ran past its time limit", False)
-        except PermanentError as exc:
-            return self._fail(cause, begun, "permanent_error", str(exc), False)
+            contexts = [self._context(c, d) for (c, _), d in zip(jobs, work_dirs, strict=True)]
+            results: list[PipelineResult] = run_batch(contexts)
+        except Exception:
+            # One job's cancellation or error stops the whole batch; each then runs alone,
+            # where it meets its own end (cancelled, retried, failed or done).
+            _log.info("a batch of %d stopped; running its jobs one by one", len(jobs))
+            return {cause.id: self._run_alone(cause, tier) for cause, tier in jobs}
+        finally:
+            for work_dir in work_dirs:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        outcomes = {}
+        for (cause, tier), result, start in zip(jobs, results, begun, strict=True):
+            with self._logged(cause):
+                outcome = self._complete(cause, result, start)
+            outcomes[cause.id] = self._record(cause, tier, outcome)
+        return outcomes
+
+    def _work_dir(self, cause: Envelope[JobQueued]) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{cause.data.job_id[:40]}-", dir=self._work_root))
+
+    def _complete(
+        self, cause: Envelope[JobQueued], result: PipelineResult, begun: float
+    ) -> Outcome:
+        job = cause.data
+        run_ms = int((time.monotonic() - begun) * 1000)
+        try:
+            outputs = self._store_outputs(cause, result)
         except TransientError as exc:
             return self._fail(cause, begun, "transient_error", str(exc), True)
-        except Exception as exc:
-            # An error nobody classified may be a passing one: it gets its retries.
-            _log.exception("pipeline error")
-            return self._fail(cause, begun, "internal_error", f"{type(exc).__name__}: {exc}", True)
-        finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        run_ms = int((time.monotonic() - begun) * 1000)
-        outputs = self._store_outputs(cause, result)
         completed = JobCompleted(
             job_id=job.job_id,
             attempt=job.attempt,
@@ -208,12 +271,32 @@ class JobRunner:
         self._observe_run(cause, begun, "completed")
         return Outcome("completed")
 
+    def _settle_error(self, cause: Envelope[JobQueued], begun: float, exc: Exception) -> Outcome:
+        job = cause.data
+        match exc:
+            case JobStopped() if exc.why.startswith("cancelled"):
+                reason = self._control.cancel_reason(job.job_id) or "cancelled"
+                self._end(cause, JobCancelled(job_id=job.job_id, reason=reason), attempt=None)
+                self._observe_run(cause, begun, "cancelled")
+                return Outcome("cancelled")
+            case JobStopped():
+                return self._fail(cause, begun, "timeout", "the job ran past its time limit", False)
+            case PermanentError():
+                return self._fail(cause, begun, "permanent_error", str(exc), False)
+            case TransientError():
+                return self._fail(cause, begun, "transient_error", str(exc), True)
+        # An error nobody classified may be a passing one: it gets its retries.
+        _log.error("pipeline error", exc_info=exc)
+        return self._fail(cause, begun, "internal_error", f"{type(exc).__name__}: {exc}", True)
+
     def _observe_run(self, cause: Envelope[JobQueued], begun: float, outcome: str) -> None:
         metrics.RUN_TIME.labels(cause.data.job_type.value, outcome).observe(
             time.monotonic() - begun
         )
 
-    def _run(self, cause: Envelope[JobQueued], work_dir: Path) -> PipelineResult:
+    def _context(self, cause: Envelope[JobQueued], work_dir: Path) -> RunContext:
+        """The job's run context: its downloaded inputs and its progress, preview and stop
+        callbacks, which write to the progress and lifecycle topics."""
         job = cause.data
         stop = _Stop(
             self._control, job.job_id, time.monotonic() + self._settings.timeout_s(job.job_type)
@@ -227,12 +310,20 @@ class JobRunner:
                 inputs[upload_id] = self._store.download_upload(
                     cause.user_id, upload_id, work_dir / f"input-{len(inputs)}"
                 )
-        pipeline = self._pipelines(job.job_type)
         throttle = ProgressThrottle(self._settings.worker_progress_interval_ms / 1000)
         lock = threading.Lock()
+        known_total = [1]
 
-        def progress(step: int, total: int, message: str | None, *, force: bool = False) -> None:
+        def progress(
+            step: int,
+            total: int,
+            message: str | None,
+            *,
+            force: bool = False,
+            blurhash: str | None = None,
+        ) -> None:
             with lock:
+                known_total[0] = total
                 if not throttle.admit(step, total, force=force):
                     return
             total = max(total, step)
@@ -244,6 +335,7 @@ class JobRunner:
                 step=step,
                 total_steps=total,
                 message=message[:500] if message else None,
+                blurhash=blurhash,
             )
             self._emit(self._topology.progress, cause, event, event_id=None)
 
@@ -259,9 +351,12 @@ class JobRunner:
                 content_type=shot.content_type,
             )
             self._emit(self._topology.lifecycle, cause, event, event_id=None)
+            # A preview always reaches the progress stream, whatever the throttle says.
+            total = max(shot.step, known_total[0])
+            progress(shot.step, total, "preview", force=True, blurhash=shot.blurhash)
 
         progress(0, 1, "started", force=True)
-        ctx = RunContext(
+        return RunContext(
             job_id=job.job_id,
             input=job.input,
             attempt=job.attempt,
@@ -271,9 +366,6 @@ class JobRunner:
             preview=preview,
             check=stop.check,
         )
-        stop.check()
-        result = pipeline.run(ctx)
-        return result
 
     def _store_outputs(
         self, cause: Envelope[JobQueued], result: PipelineResult

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from contracts import ContractError, Envelope, JobQueued, decode
+from contracts import ContractError, Envelope, ImageGenerateInput, JobQueued, decode
 from genstream.kafka.deadletter import DeadLetters
 from genstream.kafka.records import record_headers
 from gpu_consumers import metrics
@@ -66,7 +66,7 @@ class Worker:
         self._scheduler = TierScheduler(settings.shares)
         self._paused: set[tuple[str, int]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="job")
-        self._running: tuple[Buffered[Dispatch], Future[Outcome]] | None = None
+        self._running: tuple[list[Buffered[Dispatch]], Future[list[Outcome]]] | None = None
         self.assigned = threading.Event()
         """Set once the group has given this worker partitions (tests and readiness)."""
 
@@ -141,28 +141,59 @@ class Worker:
         if tier is None:
             return
         entry = self._buffers.take(tier)
+        if entry.item is None:
+            self._resume_if_room(entry)
+            self._commit(entry)
+            return
+        batch = [entry, *self._companions(entry.item)]
+        for taken in batch:
+            self._resume_if_room(taken)
+        jobs = [(taken.item, taken.tier) for taken in batch if taken.item is not None]
+        self._running = (batch, self._executor.submit(self._runner.handle_batch, jobs))
+
+    def _companions(self, first: Envelope[JobQueued]) -> list[Buffered[Dispatch]]:
+        """Jobs that can run in one batch with ``first``, waiting up to the batch wait."""
+        room = self._settings.worker_max_batch - 1
+        key = batch_key(first.data)
+        if room <= 0 or key is None:
+            return []
+
+        def compatible(entry: Buffered[Dispatch]) -> bool:
+            return entry.item is not None and batch_key(entry.item.data) == key
+
+        found = self._buffers.take_heads(compatible, room)
+        deadline = time.monotonic() + self._settings.worker_batch_wait_ms / 1000
+        while len(found) < room and (left := deadline - time.monotonic()) > 0:
+            self._read(left)
+            found += self._buffers.take_heads(compatible, room - len(found))
+        return found
+
+    def _resume_if_room(self, entry: Buffered[Any]) -> None:
         key = (entry.topic, entry.partition)
         if key in self._paused and self._buffers.count(*key) < self._buffers.limit:
             self._consumer.resume([TopicPartition(*key)])
             self._paused.discard(key)
-        if entry.item is None:
-            self._commit(entry)
-            return
-        self._running = (entry, self._executor.submit(self._runner.handle, entry.item, tier))
 
     def _finish_if_done(self) -> None:
         if self._running is None or not self._running[1].done():
             return
-        entry, future = self._running
+        batch, future = self._running
         self._running = None
         try:
             future.result()
         except Exception:
-            # The job's end could not be written: run it again rather than lose it.
+            # A job's end could not be written: run the jobs again rather than lose one.
             _log.exception("a job's end was not written; reading its dispatch again")
-            self._rewind(entry)
+            earliest: dict[tuple[str, int], Buffered[Dispatch]] = {}
+            for entry in batch:
+                key = (entry.topic, entry.partition)
+                if key not in earliest or entry.offset < earliest[key].offset:
+                    earliest[key] = entry
+            for entry in earliest.values():
+                self._rewind(entry)
             return
-        self._commit(entry)
+        for entry in batch:
+            self._commit(entry)
 
     def _commit(self, entry: Buffered[Any]) -> None:
         position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
@@ -183,6 +214,15 @@ class Worker:
         if key in self._paused:
             self._consumer.resume([TopicPartition(*key)])
             self._paused.discard(key)
+
+
+def batch_key(job: JobQueued) -> tuple[object, ...] | None:
+    """What jobs must share to run as one batch; None for a job that runs alone."""
+    match job.input:
+        case ImageGenerateInput():
+            given = job.input
+            return (job.job_type, given.width, given.height, given.steps, given.guidance)
+    return None
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -9,13 +9,30 @@ SERVICES=(
   "projection|$GENSTREAM_VENV/bin/genstream-projection"
   "processors|$GENSTREAM_VENV/bin/genstream-processors"
   "api|$GENSTREAM_VENV/bin/genstream-api"
+  "worker-image|env GENSTREAM_WORKER_WORKLOAD=image $GENSTREAM_VENV/bin/genstream-worker"
+  "worker-video|env GENSTREAM_WORKER_WORKLOAD=video $GENSTREAM_VENV/bin/genstream-worker"
+  "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio $GENSTREAM_VENV/bin/genstream-worker"
+  "worker-synthetic|env GENSTREAM_WORKER_WORKLOAD=synthetic $GENSTREAM_VENV/bin/genstream-worker"
 )
+
+# Without GENSTREAM_WORKER_MODELS (model directories per job type), the workers run tiny
+# random-weight models built here offline: every path runs for real, the outputs are noise.
+worker_models() {
+  if [[ -z ${GENSTREAM_WORKER_MODELS:-} ]]; then
+    local dir="$GENSTREAM_VAR_DIR/models/tiny"
+    [[ -f $dir/.complete ]] || log "workers: building tiny random-weight models in $dir (set GENSTREAM_WORKER_MODELS for real ones)"
+    GENSTREAM_WORKER_MODELS=$("$(python_bin)" -m gpu_consumers.tiny_models "$dir" | tr -d '\n') \
+      || die "building the tiny models failed"
+    export GENSTREAM_WORKER_MODELS
+  fi
+}
 
 api_ready() { curl -fsS -o /dev/null --max-time 2 "http://$GENSTREAM_HOST:$GENSTREAM_API_PORT/healthz"; }
 
 up() {
   [[ -f $GENSTREAM_STACK_ENV ]] || die "the stack is not up; run make infra-up first"
   local entry name cmd
+  worker_models
   for entry in "${SERVICES[@]}"; do
     name=${entry%%|*}; cmd=${entry#*|}
     pid_running "$name" && continue
