@@ -46,7 +46,10 @@ class ObjectStore:
         """Fetches a user's upload; a missing one is permanent, a failing store transient."""
         key = upload_key(user_id, upload_id)
         try:
-            self._client.download_file(self.settings.uploads_bucket, key, str(destination))
+            response = self._client.get_object(Bucket=self.settings.uploads_bucket, Key=key)
+            with destination.open("wb") as file, response["Body"] as body:
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    file.write(chunk)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"404", "NoSuchKey", "403", "AccessDenied"}:

@@ -1,0 +1,238 @@
+"""Tiny random-weight models, built offline, so the real loading and inference code runs anywhere.
+
+Each model is saved with ``save_pretrained`` into the same directory layout a real one has,
+and the pipelines load it with ``from_pretrained``: only the sizes differ. The weights are
+random (fixed seeds), so outputs are noise of the right shape, size and format.
+
+    python -m gpu_consumers.tiny_models OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import torch
+
+from contracts import JobType
+from gpu_consumers.pipelines.super_resolution import SuperResolutionConfig, SuperResolutionNet
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
+
+__all__ = ["build_tiny_models", "main"]
+
+_MARKER: Final = ".complete"
+_FORMAT: Final = "1"
+"""Written into the completion marker; a directory built by another layout is rebuilt."""
+
+_SEED: Final = 1234
+_CLIP_MAX_LENGTH: Final = 32
+_CLIP_SPECIALS: Final = ("<|startoftext|>", "<|endoftext|>")
+_CLIP_MERGES: Final = (
+    ("t", "h"),
+    ("th", "e</w>"),
+    ("a", "n"),
+    ("an", "d</w>"),
+    ("i", "n"),
+    ("in", "g</w>"),
+    ("o", "n</w>"),
+    ("e", "r</w>"),
+)
+"""A few merges, so that the tokenizer really runs byte-pair merging and not only splitting."""
+
+_VITS_CHARACTERS: Final = " 'abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def build_tiny_models(out_dir: Path) -> dict[str, Path]:
+    """Builds every tiny model under ``out_dir`` (once) and returns the directory per job type."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    diffusion = out_dir / "stable-diffusion"
+    speech = out_dir / "vits"
+    upscaler = out_dir / "super-resolution-x2"
+    marker = out_dir / _MARKER
+    if not (marker.exists() and marker.read_text(encoding="utf-8") == _FORMAT):
+        for built in (diffusion, speech, upscaler):
+            shutil.rmtree(built, ignore_errors=True)
+        _build_stable_diffusion(diffusion)
+        _build_vits(speech)
+        _build_super_resolution(upscaler)
+        # Written last: a build that was interrupted is redone instead of half used.
+        marker.write_text(_FORMAT, encoding="utf-8")
+    return {
+        JobType.IMAGE_GENERATE.value: diffusion,
+        JobType.IMAGE_EDIT.value: diffusion,
+        JobType.VIDEO_GENERATE.value: diffusion,
+        JobType.VIDEO_ENHANCE.value: upscaler,
+        JobType.AUDIO_SPEECH.value: speech,
+    }
+
+
+def _clip_vocabulary() -> tuple[dict[str, int], list[str]]:
+    # Printable ASCII maps to itself in CLIP's byte-to-character table, so these symbols are
+    # valid byte-level BPE tokens; anything else becomes the unknown token.
+    symbols = [chr(code) for code in range(ord("!"), ord("~") + 1)]
+    tokens = symbols + [symbol + "</w>" for symbol in symbols]
+    tokens += ["".join(pair) for pair in _CLIP_MERGES]
+    tokens += list(_CLIP_SPECIALS)
+    vocabulary = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+    merges = ["#version: 0.2", *(" ".join(pair) for pair in _CLIP_MERGES)]
+    return vocabulary, merges
+
+
+def _build_clip_tokenizer(files_dir: Path) -> CLIPTokenizer:
+    from transformers import CLIPTokenizer
+
+    vocabulary, merges = _clip_vocabulary()
+    (files_dir / "vocab.json").write_text(json.dumps(vocabulary), encoding="utf-8")
+    (files_dir / "merges.txt").write_text("\n".join(merges) + "\n", encoding="utf-8")
+    tokenizer: CLIPTokenizer = CLIPTokenizer.from_pretrained(
+        str(files_dir), model_max_length=_CLIP_MAX_LENGTH, local_files_only=True
+    )
+    return tokenizer
+
+
+def _build_stable_diffusion(target: Path) -> None:
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
+        StableDiffusionPipeline,
+    )
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with tempfile.TemporaryDirectory() as files:
+        tokenizer = _build_clip_tokenizer(Path(files))
+    vocabulary, _ = _clip_vocabulary()
+    torch.manual_seed(_SEED)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        norm_num_groups=4,
+        cross_attention_dim=16,
+        attention_head_dim=4,
+    )
+    # Four blocks, like the real autoencoder, so latents are 1/8 of the image size.
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(vocabulary),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=_CLIP_MAX_LENGTH,
+            projection_dim=16,
+            bos_token_id=vocabulary[_CLIP_SPECIALS[0]],
+            eos_token_id=vocabulary[_CLIP_SPECIALS[1]],
+            pad_token_id=vocabulary[_CLIP_SPECIALS[1]],
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        # The annotations say otherwise, but diffusers accepts None for optional parts.
+        safety_checker=None,  # type: ignore[arg-type]
+        feature_extractor=None,  # type: ignore[arg-type]
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(str(target))
+
+
+def _build_vits(target: Path) -> None:
+    from gpu_consumers.pipelines._vits import import_vits
+
+    tokenizer_class, model_class, config_class = import_vits()
+    # Id 0 is the blank the tokenizer puts between characters.
+    vocabulary = {"_": 0, **{char: index + 1 for index, char in enumerate(_VITS_CHARACTERS)}}
+    vocabulary["<unk>"] = len(vocabulary)
+    target.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as files:
+        vocab_file = Path(files) / "vocab.json"
+        vocab_file.write_text(json.dumps(vocabulary), encoding="utf-8")
+        tokenizer = tokenizer_class(
+            vocab_file=str(vocab_file),
+            pad_token="_",  # noqa: S106 - vocabulary symbols, not secrets
+            unk_token="<unk>",  # noqa: S106
+            add_blank=True,
+            normalize=True,
+            phonemize=False,
+        )
+    tokenizer.save_pretrained(str(target))
+    torch.manual_seed(_SEED)
+    config = config_class(
+        vocab_size=len(vocabulary),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        ffn_dim=32,
+        flow_size=16,
+        spectrogram_bins=17,
+        upsample_initial_channel=16,
+        upsample_rates=(8, 8),
+        upsample_kernel_sizes=(16, 16),
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1, 3),),
+        duration_predictor_filter_channels=16,
+        duration_predictor_num_flows=2,
+        prior_encoder_num_flows=2,
+        prior_encoder_num_wavenet_layers=2,
+        posterior_encoder_num_wavenet_layers=2,
+        depth_separable_num_layers=2,
+        sampling_rate=16000,
+        pad_token_id=0,
+    )
+    model_class(config).save_pretrained(str(target))
+
+
+def _build_super_resolution(target: Path) -> None:
+    torch.manual_seed(_SEED)
+    SuperResolutionNet(SuperResolutionConfig(scale=2, channels=16)).save_pretrained(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gpu_consumers.tiny_models",
+        description="Build tiny random-weight models for every model-backed job type.",
+    )
+    parser.add_argument("out_dir", type=Path, help="where the model directories go")
+    args = parser.parse_args(argv)
+    directories = build_tiny_models(args.out_dir)
+    json.dump({job: str(path) for job, path in directories.items()}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

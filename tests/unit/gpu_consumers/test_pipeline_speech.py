@@ -1,0 +1,60 @@
+"""Text to speech through the real transformers VITS loading and inference code."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+from pathlib import Path
+
+import pytest
+
+from contracts import JobType
+from contracts.inputs import AudioSpeechInput
+from gpu_consumers.pipelines import JobStopped, PermanentError, Pipeline, build_pipeline
+from tests.unit.gpu_consumers.pipeline_harness import Recorder, tiny_models
+
+__all__ = ["tiny_models"]
+
+
+@pytest.fixture(scope="module")
+def speech(tiny_models: dict[str, Path]) -> Pipeline:
+    pipeline = build_pipeline(JobType.AUDIO_SPEECH, str(tiny_models["audio.speech"]))
+    pipeline.load("cpu")
+    return pipeline
+
+
+def sampling_rate(model_dir: Path) -> int:
+    rate: int = json.loads((model_dir / "config.json").read_text())["sampling_rate"]
+    return rate
+
+
+def test_speaks_into_a_16_bit_wav_at_the_model_rate(
+    speech: Pipeline, tiny_models: dict[str, Path]
+) -> None:
+    recorder = Recorder()
+    text = "Hello there, this is a test."
+    result = speech.run(recorder.context(AudioSpeechInput(text=text)))
+    (audio,) = result.outputs
+    assert (audio.name, audio.content_type) == ("speech.wav", "audio/wav")
+    with wave.open(io.BytesIO(audio.data)) as wav:
+        assert wav.getnchannels() == 1
+        assert wav.getsampwidth() == 2
+        assert wav.getframerate() == sampling_rate(tiny_models["audio.speech"])
+        assert wav.getnframes() > 0
+        assert audio.duration_s == pytest.approx(wav.getnframes() / wav.getframerate())
+    assert result.usage_units == len(text)
+    assert recorder.progress == [(1, 2), (2, 2)]
+    assert speech.memory_bytes > 0
+
+
+def test_a_stop_before_the_forward_pass_ends_the_run(speech: Pipeline) -> None:
+    recorder = Recorder(stop_after=1)
+    with pytest.raises(JobStopped):
+        speech.run(recorder.context(AudioSpeechInput(text="never spoken")))
+    assert recorder.progress == [(1, 2)]
+
+
+def test_text_without_speakable_characters_fails_permanently(speech: Pipeline) -> None:
+    with pytest.raises(PermanentError, match="no characters"):
+        speech.run(Recorder().context(AudioSpeechInput(text="¿¡ «»")))
