@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +137,30 @@ def test_a_dispatch_seen_again_after_its_end_is_not_run_again(
 
 def _duplicates(log: str) -> str:
     return "\n".join(line for line in log.splitlines() if '"job duplicate"' in line)
+
+
+def test_progress_is_throttled_to_one_event_per_interval(workers: Workers, unique: str) -> None:
+    job = f"job-{unique}"
+    workers.dispatch(job, synthetic(steps=40, step_ms=25))  # one second of steps
+    workers.wait_for(lambda _: workers.ended(job))
+    progress = of_type(workers.of_job(job), "JobProgress")
+    steps = [p.step for p in progress]
+    assert steps[0] == 0
+    assert steps[-1] == 40
+    # 40 steps in about 1 s at one per 250 ms: the start, about four, the preview, the end.
+    assert len(progress) <= 8, steps
+
+
+def test_a_job_past_its_time_limit_stops_and_fails(
+    stack: StackSettings, tmp_path: Path, unique: str
+) -> None:
+    limits = {"GENSTREAM_WORKER_TIMEOUTS_S": json.dumps({"synthetic": 1})}
+    with running_workers(stack, unique, tmp_path, Workload.SYNTHETIC, env=limits) as strict:
+        job = f"job-{unique}"
+        strict.dispatch(job, synthetic(steps=100, step_ms=100))
+        strict.wait_for(lambda _: strict.ended(job))
+        events = strict.of_job(job)
+    (failed,) = of_type(events, "JobFailed")
+    assert failed.error_code == "timeout"
+    assert "JobRetried" not in types(events)
+    assert max(p.step for p in of_type(events, "JobProgress")) < 30
