@@ -160,7 +160,6 @@ def test_poison_commands_are_parked_and_processing_goes_on(
     processors.wait_for(lambda _: "JobAccepted" in types(processors.of_job(job)))
 
 
-@pytest.mark.chaos
 @pytest.mark.timeout(400)
 def test_sigkill_mid_stream_loses_no_decision_and_charges_once(
     stack: StackSettings, unique: str, tmp_path: Path
