@@ -1,0 +1,447 @@
+"""A whole private genstream (three brokers, every service) under load while parts of it die.
+
+``ChaosStack`` starts the stack and the services with the project's own scripts in a private
+data directory on their own ports; ``run_chaos`` submits synthetic jobs from many users
+through the REST API, killing and restarting one part after another, then waits for every
+acknowledged job to end and counts what the guarantees forbid: lost jobs, jobs with two
+ends, double charges, ledgers that do not add up, and a read model that differs from a
+rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from api.projection.ledger import movement
+from contracts import CREDITS_LEDGER, JOBS_LIFECYCLE, decode
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+TERMINAL = frozenset({"JobCompleted", "JobFailed", "JobCancelled", "JobExpired", "JobRejected"})
+CATALOG = """
+[plans.FREE]
+tier = "free"
+max_video_duration_s = 30
+max_video_height = 720
+max_concurrent_jobs = 100000
+queue_ttl_s = 86400
+
+[plans.CREATOR]
+tier = "creator"
+max_video_duration_s = 120
+max_video_height = 1080
+max_concurrent_jobs = 100000
+queue_ttl_s = 86400
+
+[plans.PRO]
+tier = "pro"
+max_video_duration_s = 300
+max_video_height = 1080
+max_concurrent_jobs = 100000
+queue_ttl_s = 86400
+
+[prices."image.generate"]
+credits = 2
+per = "job"
+
+[prices."image.edit"]
+credits = 3
+per = "job"
+
+[prices."video.generate"]
+credits = 1
+per = "second"
+
+[prices."video.enhance"]
+credits = 10
+per = "minute"
+
+[prices."audio.speech"]
+credits = 1
+per = "character"
+unit = 500
+
+[prices.synthetic]
+credits = 1
+per = "job"
+"""
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    done = subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+class ChaosStack:
+    """The stack and every service, private to one run."""
+
+    def __init__(self, name: str, *, api_port: int = 18100, kafka_port: int = 39092) -> None:
+        # Inside the checkout: PostgreSQL's own user must be able to reach the directory.
+        self.var_dir = ROOT / "var" / "chaos" / name
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        catalog = self.var_dir / "catalog.toml"
+        catalog.write_text(CATALOG)
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GENSTREAM_")}
+        self.env = {
+            **env,
+            "GENSTREAM_VAR_DIR": str(self.var_dir),
+            "GENSTREAM_KAFKA_BROKERS": "3",
+            "GENSTREAM_KAFKA_PORT": str(kafka_port),
+            "GENSTREAM_KAFKA_HEAP": "384m",
+            "GENSTREAM_PG_PORT": "55462",
+            "GENSTREAM_S3_PORT": "19200",
+            "GENSTREAM_S3_CONSOLE_PORT": "19201",
+            "GENSTREAM_API_PORT": str(api_port),
+            "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
+            "GENSTREAM_RATE_LIMITS__AUTH_PER_IP": "1000000",
+            "GENSTREAM_RATE_LIMITS__AUTH_PER_ACCOUNT": "1000000",
+            "GENSTREAM_PROCESSORS_CATALOG": str(catalog),
+            "GENSTREAM_PROCESSORS_DATA_DIR": str(self.var_dir / "processors"),
+            "GENSTREAM_PROCESSORS_SESSION_TIMEOUT_S": "6",
+            "GENSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
+            "GENSTREAM_WORKER_RETRY_BASE_MS": "200",
+            "GENSTREAM_WORKER_RETRY_MAX_MS": "2000",
+            "GENSTREAM_WORKER_MAX_ATTEMPTS": "10",
+            "GENSTREAM_WORKER_WORK_DIR": str(self.var_dir / "worker"),
+        }
+        self.bootstrap = ",".join(f"127.0.0.1:{kafka_port + 2 * n}" for n in range(3))
+
+    def up(self) -> None:
+        _run([str(INFRA / "stack.sh"), "up"], self.env, timeout=600)
+        _run([str(INFRA / "services.sh"), "up"], self.env, timeout=300)
+
+    def down(self, *, remove: bool = True) -> None:
+        subprocess.run(
+            [str(INFRA / "services.sh"), "down"], env=self.env, capture_output=True, check=False
+        )
+        subprocess.run(
+            [str(INFRA / "stack.sh"), "down"], env=self.env, capture_output=True, check=False
+        )
+        if remove:
+            shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def kill_service(self, name: str) -> None:
+        pidfile = self.var_dir / "run" / f"{name}.pid"
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a process's exit, not a result: nothing to poll but /proc
+
+    def restart_services(self) -> None:
+        _run([str(INFRA / "services.sh"), "up"], self.env, timeout=300)
+
+    def kafka(self, action: str, node: int) -> None:
+        _run([str(INFRA / "kafka.sh"), action, str(node)], self.env, timeout=300)
+
+    def server(self, name: str, action: str) -> None:
+        _run([str(INFRA / f"{name}.sh"), action], self.env, timeout=300)
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        env = {**self.env}
+        for line in (self.var_dir / "stack.env").read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                env[key] = value
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "genstream"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
+
+
+@dataclass
+class Fault:
+    name: str
+    at_s: float
+    act: Callable[[ChaosStack], None]
+
+
+def default_faults() -> list[Fault]:
+    def broker(stack: ChaosStack) -> None:
+        stack.kafka("kill", 2)
+        stack.kafka("start", 2)
+
+    def service(name: str) -> Callable[[ChaosStack], None]:
+        def act(stack: ChaosStack) -> None:
+            stack.kill_service(name)
+            stack.restart_services()
+
+        return act
+
+    def restart(name: str) -> Callable[[ChaosStack], None]:
+        def act(stack: ChaosStack) -> None:
+            stack.server(name, "stop")
+            stack.server(name, "start")
+
+        return act
+
+    return [
+        Fault("kafka broker 2", 4, broker),
+        Fault("stream processors", 10, service("processors")),
+        Fault("gpu worker (synthetic)", 16, service("worker-synthetic")),
+        Fault("projection", 22, service("projection")),
+        Fault("api", 28, service("api")),
+        Fault("postgresql restart", 34, restart("postgres")),
+        Fault("s3 restart", 40, restart("s3")),
+    ]
+
+
+@dataclass
+class Submissions:
+    acknowledged: dict[str, str] = field(default_factory=dict)
+    """job id -> user id, for every submission the API acknowledged."""
+    unacknowledged: int = 0
+    attempts: int = 0
+
+
+async def _user(client: httpx.AsyncClient, index: int, run: str) -> tuple[str, dict[str, str]]:
+    email, password = f"chaos-{run}-{index}@example.com", "chaos-password-123"
+    registered = await client.post("/v1/auth/register", json={"email": email, "password": password})
+    registered.raise_for_status()
+    token = await client.post("/v1/auth/token", data={"username": email, "password": password})
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return registered.json()["id"], headers
+
+
+async def _submit_all(
+    api_url: str, *, users: int, jobs: int, rate_per_s: float, deadline_s: float, run: str
+) -> Submissions:
+    result = Submissions()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=api_url, timeout=20, limits=limits) as client:
+        accounts = [await _user(client, n, run) for n in range(users)]
+        started = time.monotonic()
+        give_up = started + deadline_s
+
+        async def submit(index: int) -> None:
+            await asyncio.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
+            user_id, headers = accounts[index % users]
+            key = f"chaos-{run}-{index}"
+            body = {"type": "synthetic", "input": {"steps": 0, "step_ms": 0}}
+            while time.monotonic() < give_up:
+                result.attempts += 1
+                try:
+                    response = await client.post(
+                        "/v1/jobs", json=body, headers={**headers, "Idempotency-Key": key}
+                    )
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.5)
+                    continue
+                if response.status_code in (200, 202):
+                    result.acknowledged[response.json()["id"]] = user_id
+                    return
+                if response.status_code == 401:
+                    # The access token outlived a restart's clock: sign in again.
+                    _, fresh = await _user_token(client, index % users, run)
+                    headers.update(fresh)
+                await asyncio.sleep(0.5)
+            result.unacknowledged += 1
+
+        await asyncio.gather(*(submit(index) for index in range(jobs)))
+    return result
+
+
+async def _user_token(
+    client: httpx.AsyncClient, index: int, run: str
+) -> tuple[str, dict[str, str]]:
+    email, password = f"chaos-{run}-{index}@example.com", "chaos-password-123"
+    token = await client.post("/v1/auth/token", data={"username": email, "password": password})
+    token.raise_for_status()
+    return email, {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def _read_topic(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-reader-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    envelopes, at_end = [], set()
+    deadline = time.monotonic() + 120
+    while len(at_end) < partitions and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+            continue
+        at_end.discard(message.partition())
+        envelopes.append(decode(message.value(), message.headers()))
+    consumer.close()
+    return envelopes
+
+
+def _ends(bootstrap: str) -> dict[str, set[str]]:
+    """Distinct terminal event kinds per job, copies of one event counted once."""
+    ends: dict[str, set[str]] = defaultdict(set)
+    for envelope in _read_topic(bootstrap, JOBS_LIFECYCLE.name, JOBS_LIFECYCLE.partitions):
+        kind = type(envelope.data).__name__
+        if kind in TERMINAL:
+            ends[envelope.data.job_id].add(kind)
+    return ends
+
+
+def _ledger(bootstrap: str) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Per user (available, reserved) from the ledger, and per job its distinct settlements."""
+    seen: set[str] = set()
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    settlements: dict[str, int] = defaultdict(int)
+    for envelope in _read_topic(bootstrap, CREDITS_LEDGER.name, CREDITS_LEDGER.partitions):
+        if envelope.id in seen:
+            continue
+        seen.add(envelope.id)
+        moved = movement(envelope.data)
+        sums[envelope.user_id][0] += moved.available
+        sums[envelope.user_id][1] += moved.reserved
+        if moved.kind == "settled" and moved.job_id is not None:
+            settlements[moved.job_id] += 1
+    return {user: (s[0], s[1]) for user, s in sums.items()}, settlements
+
+
+def run_chaos(
+    stack: ChaosStack,
+    *,
+    jobs: int,
+    users: int,
+    rate_per_s: float,
+    faults: list[Fault],
+    settle_s: float = 600,
+) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    done_faults: list[dict[str, Any]] = []
+    fault_errors: list[str] = []
+    start = time.monotonic()
+
+    def inject() -> None:
+        for fault in faults:
+            wait = start + fault.at_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # the schedule of the faults itself, not a wait for a result
+            began = time.monotonic() - start
+            try:
+                fault.act(stack)
+            except Exception as exc:
+                fault_errors.append(f"{fault.name}: {exc}")
+            done_faults.append(
+                {
+                    "fault": fault.name,
+                    "at_s": round(began, 1),
+                    "recovered_s": round(time.monotonic() - start - began, 1),
+                }
+            )
+
+    injector = threading.Thread(target=inject, name="chaos-faults")
+    injector.start()
+    submissions = asyncio.run(
+        _submit_all(
+            stack.api_url,
+            users=users,
+            jobs=jobs,
+            rate_per_s=rate_per_s,
+            deadline_s=settle_s,
+            run=run,
+        )
+    )
+    injector.join()
+
+    acknowledged = submissions.acknowledged
+    deadline = time.monotonic() + settle_s
+    ends = _ends(stack.bootstrap)
+    while any(job not in ends for job in acknowledged) and time.monotonic() < deadline:
+        ends = _ends(stack.bootstrap)
+    lost = sorted(job for job in acknowledged if job not in ends)
+    multiple = sorted(job for job in acknowledged if len(ends.get(job, ())) > 1)
+
+    balances, settlements = _ledger(stack.bootstrap)
+    double_charged = sorted(job for job, count in settlements.items() if count > 1)
+    mismatches = _ledger_mismatches(stack, balances, run, users, deadline)
+    rebuild = stack.cli("replay", "rebuild")
+    return {
+        "acknowledged": len(acknowledged),
+        "unacknowledged": submissions.unacknowledged,
+        "submission_attempts": submissions.attempts,
+        "terminal": sum(1 for job in acknowledged if job in ends),
+        "lost": len(lost),
+        "lost_jobs": lost[:20],
+        "multiple_ends": len(multiple),
+        "double_charged": len(double_charged),
+        "ledger_mismatches": mismatches,
+        "rebuild_equal": rebuild.returncode == 0,
+        "rebuild_report": (rebuild.stdout + rebuild.stderr)[-2000:],
+        "ends": dict(
+            sorted(
+                {
+                    kind: sum(1 for job in acknowledged if kind in ends.get(job, ()))
+                    for kind in TERMINAL
+                }.items()
+            )
+        ),
+        "faults": done_faults,
+        "fault_errors": fault_errors,
+        "duration_s": round(time.monotonic() - start, 1),
+    }
+
+
+def _ledger_mismatches(
+    stack: ChaosStack,
+    balances: dict[str, tuple[int, int]],
+    run: str,
+    users: int,
+    deadline: float,
+) -> int:
+    """Users whose read-model balance differs from their ledger's sum once the projection
+    has caught up (or the deadline passed)."""
+
+    async def read_all() -> dict[str, tuple[int, int]]:
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=20) as client:
+            found = {}
+            for index in range(users):
+                _, headers = await _user_token(client, index, run)
+                me = (await client.get("/v1/me", headers=headers)).json()
+                credits = (await client.get("/v1/credits", headers=headers)).json()
+                found[str(me["id"])] = (credits["balance"], credits["reserved"])
+            return found
+
+    while True:
+        read = asyncio.run(read_all())
+        wrong = [user for user, figures in read.items() if balances.get(user, (0, 0)) != figures]
+        if not wrong or time.monotonic() > deadline:
+            return len(wrong)
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,59 @@
+"""Nothing acknowledged is lost and nobody is charged twice, while parts of genstream die.
+
+The full run (``make chaos``) takes every fault in turn over 5,000 jobs and writes
+``bench/results/chaos.json``; a shorter run over a few hundred jobs, with a GPU worker and
+the stream processors killed, is part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chaos.driver import ROOT, ChaosStack, default_faults, run_chaos, write_report
+
+
+@pytest.fixture
+def chaos_stack() -> Iterator[ChaosStack]:
+    stack = ChaosStack(uuid.uuid4().hex[:8])
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+def _assert_nothing_lost(report: dict[str, object]) -> None:
+    assert report["fault_errors"] == []
+    assert report["unacknowledged"] == 0
+    assert report["lost"] == 0, report["lost_jobs"]
+    assert report["terminal"] == report["acknowledged"]
+    assert report["multiple_ends"] == 0
+    assert report["double_charged"] == 0
+    assert report["ledger_mismatches"] == 0
+    assert report["rebuild_equal"], report["rebuild_report"]
+
+
+@pytest.mark.timeout(1500)
+def test_a_short_run_with_a_worker_and_the_processors_killed(chaos_stack: ChaosStack) -> None:
+    faults = [
+        f for f in default_faults() if f.name in {"stream processors", "gpu worker (synthetic)"}
+    ]
+    for fault in faults:
+        fault.at_s -= 6
+    report = run_chaos(chaos_stack, jobs=300, users=10, rate_per_s=25, faults=faults, settle_s=300)
+    _assert_nothing_lost(report)
+    assert report["acknowledged"] == 300
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(3600)
+def test_every_fault_in_turn_over_five_thousand_jobs(chaos_stack: ChaosStack) -> None:
+    report = run_chaos(
+        chaos_stack, jobs=5000, users=100, rate_per_s=100, faults=default_faults(), settle_s=900
+    )
+    write_report(report, ROOT / "bench" / "results" / "chaos.json")
+    _assert_nothing_lost(report)
+    assert report["acknowledged"] == 5000
