@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from api.projection.ledger import movement
-from contracts import CREDITS_LEDGER, JOBS_LIFECYCLE, decode
+from contracts import CREDITS_LEDGER, DEADLETTER, JOBS_LIFECYCLE, ContractError, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -149,6 +149,14 @@ class ChaosStack:
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # a process's exit, not a result: nothing to poll but /proc
 
+    def stopped_services(self) -> list[str]:
+        """Services whose process is gone (none should be, after every fault)."""
+        gone = []
+        for pidfile in sorted((self.var_dir / "run").glob("*.pid")):
+            if not Path(f"/proc/{pidfile.read_text().strip()}").exists():
+                gone.append(pidfile.stem)
+        return gone
+
     def restart_services(self) -> None:
         _run([str(INFRA / "services.sh"), "up"], self.env, timeout=300)
 
@@ -182,6 +190,63 @@ class Fault:
     act: Callable[[ChaosStack], None]
 
 
+POISONED_TOPICS = (
+    "jobs.requested",
+    "credits.ledger",
+    "users.plans",
+    "jobs.lifecycle",
+    "jobs.outcomes",
+    "jobs.progress",
+    "jobs.retry",
+    "jobs.synthetic.pro",
+    "jobs.synthetic.free",
+)
+"""Every topic a service reads, given records that are not events."""
+
+
+def poison(stack: ChaosStack) -> None:
+    producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+    for topic in POISONED_TOPICS:
+        producer.produce(topic, value=b"\x00not an event " + topic.encode(), key=b"chaos")
+        producer.produce(
+            topic,
+            value=b'{"specversion": "1.0", "type": "genstream.job.started.v1", "data": 42}',
+            key=b"chaos",
+            headers=[("ce_type", b"genstream.job.started.v1")],
+        )
+    if producer.flush(30) != 0:
+        raise RuntimeError("the poison was not acknowledged")
+
+
+def parked_topics(bootstrap: str) -> dict[str, int]:
+    """Records parked on the dead-letter topic, by the topic they came from."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-parked-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(DEADLETTER.name, p, 0) for p in range(DEADLETTER.partitions)])
+    counts: dict[str, int] = defaultdict(int)
+    at_end: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(at_end) < DEADLETTER.partitions and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+            continue
+        headers = dict(message.headers() or [])
+        counts[(headers.get("dlq.topic") or b"?").decode()] += 1
+    consumer.close()
+    return dict(counts)
+
+
 def default_faults() -> list[Fault]:
     def broker(stack: ChaosStack) -> None:
         stack.kafka("kill", 2)
@@ -202,6 +267,7 @@ def default_faults() -> list[Fault]:
         return act
 
     return [
+        Fault("garbage into every input topic", 2, poison),
         Fault("kafka broker 2", 4, broker),
         Fault("stream processors", 10, service("processors")),
         Fault("gpu worker (synthetic)", 16, service("worker-synthetic")),
@@ -299,7 +365,11 @@ def _read_topic(bootstrap: str, topic: str, partitions: int) -> list[Any]:
                 at_end.add(message.partition())
             continue
         at_end.discard(message.partition())
-        envelopes.append(decode(message.value(), message.headers()))
+        try:
+            envelopes.append(decode(message.value(), message.headers()))
+        except ContractError:
+            continue  # the poison this run wrote on purpose
+
     consumer.close()
     return envelopes
 
@@ -389,6 +459,7 @@ def run_chaos(
     double_charged = sorted(job for job, count in settlements.items() if count > 1)
     mismatches = _ledger_mismatches(stack, balances, run, users, deadline)
     rebuild = stack.cli("replay", "rebuild")
+    stopped = stack.stopped_services()
     return {
         "acknowledged": len(acknowledged),
         "unacknowledged": submissions.unacknowledged,
@@ -409,6 +480,8 @@ def run_chaos(
                 }.items()
             )
         ),
+        "parked_by_topic": parked_topics(stack.bootstrap),
+        "stopped_services": stopped,
         "faults": done_faults,
         "fault_errors": fault_errors,
         "duration_s": round(time.monotonic() - start, 1),

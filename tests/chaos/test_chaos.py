@@ -12,7 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chaos.driver import ROOT, ChaosStack, default_faults, run_chaos, write_report
+from tests.chaos.driver import (
+    POISONED_TOPICS,
+    ROOT,
+    ChaosStack,
+    default_faults,
+    run_chaos,
+    write_report,
+)
 
 
 @pytest.fixture
@@ -34,6 +41,7 @@ def _assert_nothing_lost(report: dict[str, object]) -> None:
     assert report["double_charged"] == 0
     assert report["ledger_mismatches"] == 0
     assert report["rebuild_equal"], report["rebuild_report"]
+    assert report["stopped_services"] == []
 
 
 @pytest.mark.timeout(1500)
@@ -45,6 +53,8 @@ def test_a_short_run_with_a_worker_and_the_processors_killed(chaos_stack: ChaosS
         fault.at_s -= 6
     report = run_chaos(chaos_stack, jobs=300, users=10, rate_per_s=25, faults=faults, settle_s=300)
     _assert_nothing_lost(report)
+    # Each reader parks what it cannot read and carries on.
+    assert set(report["parked_by_topic"]) >= set(POISONED_TOPICS) - {"jobs.progress"}
     assert report["acknowledged"] == 300
 
 
