@@ -61,7 +61,14 @@ class Worker:
             "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": max(1000, session_ms // 5),
         }
-        self._consumer = Consumer(settings.kafka.librdkafka(**options))
+        # One consumer per tier, all in the workload's group: the group's assignor then spreads
+        # each tier's partitions over the workers (members take only what they subscribe
+        # to), where one consumer of all three topics could leave every pro partition to a
+        # single worker and the others without pro work.
+        self._consumers = {
+            spec.name: Consumer(settings.kafka.librdkafka(**options))
+            for spec in topology.tiers.values()
+        }
         self._buffers: DispatchBuffers[Dispatch] = DispatchBuffers(settings.worker_prefetch)
         self._scheduler = TierScheduler(settings.shares)
         self._paused: set[tuple[str, int]] = set()
@@ -83,10 +90,13 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, drain_timeout_s: float = 600.0) -> None:
-        topics = [spec.name for spec in self._topology.tiers.values()]
-        self._consumer.subscribe(
-            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
+        for topic, consumer in self._consumers.items():
+            consumer.subscribe(
+                [topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
         try:
             while not stop.is_set():
                 busy = self._running is not None or len(self._buffers) > 0
@@ -97,17 +107,25 @@ class Worker:
             self._drain(drain_timeout_s)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._consumer.close()
+            for consumer in self._consumers.values():
+                consumer.close()
 
     def _drain(self, timeout_s: float) -> None:
         """On a clean stop, lets the running job end (and commit) before leaving the group."""
         deadline = time.monotonic() + timeout_s
         while self._running is not None and time.monotonic() < deadline:
-            self._consumer.poll(0.1)  # stays in the group meanwhile; new records are dropped
+            for consumer in self._consumers.values():
+                consumer.poll(0.03)  # stays in the group meanwhile; new records are dropped
             self._finish_if_done()
 
     def _read(self, timeout: float) -> None:
-        for message in self._consumer.consume(num_messages=100, timeout=timeout):
+        share = timeout / len(self._consumers)
+        messages = [
+            message
+            for consumer in self._consumers.values()
+            for message in consumer.consume(num_messages=100, timeout=share)
+        ]
+        for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
@@ -122,7 +140,7 @@ class Worker:
                 item=self._decode(message),
             )
             if self._buffers.add(entry) and (topic, partition) not in self._paused:
-                self._consumer.pause([TopicPartition(topic, partition)])
+                self._consumers[topic].pause([TopicPartition(topic, partition)])
                 self._paused.add((topic, partition))
 
     def _decode(self, message: Message) -> Dispatch:
@@ -171,7 +189,7 @@ class Worker:
     def _resume_if_room(self, entry: Buffered[Any]) -> None:
         key = (entry.topic, entry.partition)
         if key in self._paused and self._buffers.count(*key) < self._buffers.limit:
-            self._consumer.resume([TopicPartition(*key)])
+            self._consumers[entry.topic].resume([TopicPartition(*key)])
             self._paused.discard(key)
 
     def _finish_if_done(self) -> None:
@@ -198,7 +216,7 @@ class Worker:
     def _commit(self, entry: Buffered[Any]) -> None:
         position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
         try:
-            self._consumer.commit(offsets=[position], asynchronous=False)
+            self._consumers[entry.topic].commit(offsets=[position], asynchronous=False)
         except KafkaException as exc:
             # The partition moved to another worker, which reads the job again and finds it
             # finished; nothing is lost.
@@ -208,11 +226,13 @@ class Worker:
         key = (entry.topic, entry.partition)
         self._buffers.drop([key])
         try:
-            self._consumer.seek(TopicPartition(entry.topic, entry.partition, entry.offset))
+            self._consumers[entry.topic].seek(
+                TopicPartition(entry.topic, entry.partition, entry.offset)
+            )
         except KafkaException as exc:
             _log.warning("rewinding %s failed: %s", key, exc)
         if key in self._paused:
-            self._consumer.resume([TopicPartition(*key)])
+            self._consumers[entry.topic].resume([TopicPartition(*key)])
             self._paused.discard(key)
 
 

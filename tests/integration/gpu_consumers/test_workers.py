@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from contracts import EXPIRED_REASON, JobExpired, Tier, Workload, derived_event_id
+from contracts import (
+    EXPIRED_REASON,
+    Envelope,
+    JobCancelRequested,
+    JobExpired,
+    Tier,
+    Workload,
+    derived_event_id,
+)
 from genstream.settings import StackSettings
 from genstream.storage import s3_client
 from tests.integration.gpu_consumers.harness import Workers, of_type, running_workers, types
@@ -164,3 +172,36 @@ def test_a_job_past_its_time_limit_stops_and_fails(
     assert failed.error_code == "timeout"
     assert "JobRetried" not in types(events)
     assert max(p.step for p in of_type(events, "JobProgress")) < 30
+
+
+@pytest.mark.timeout(240)
+def test_a_stalled_worker_does_not_hold_up_the_others(
+    stack: StackSettings, tmp_path: Path, unique: str
+) -> None:
+    with running_workers(stack, unique, tmp_path, Workload.SYNTHETIC, count=2) as pair:
+        stalled = f"long-{unique}"
+        pair.dispatch(stalled, synthetic(steps=2000, step_ms=100))
+        pair.wait_for(lambda _: "JobStarted" in types(pair.of_job(stalled)))
+        (busy,) = {s.worker_id for s in of_type(pair.of_job(stalled), "JobStarted")}
+        short = [f"short-{unique}-{n}" for n in range(30)]
+        for job in short:
+            pair.dispatch(job, synthetic(steps=1, step_ms=0), wait=False)
+        assert pair.producer.flush() == 0
+
+        def finished_elsewhere(_: object) -> bool:
+            return any(
+                c.worker_id != busy
+                for job in short
+                for c in of_type(pair.of_job(job), "JobCompleted")
+            )
+
+        pair.wait_for(finished_elsewhere)
+        assert not pair.ended(stalled), "the long job is still running meanwhile"
+        # Freed, the stalled worker takes up the jobs that waited behind it.
+        cancel = JobCancelRequested(job_id=stalled, reason="done waiting")
+        pair.producer.send_and_wait(
+            pair.topology.requested, Envelope.wrap(cancel, user_id="user-1", source="tests")
+        )
+        pair.wait_for(lambda _: all(pair.ended(job) for job in [*short, stalled]))
+        assert "JobCancelled" in types(pair.of_job(stalled))
+        assert all("JobCompleted" in types(pair.of_job(job)) for job in short)
