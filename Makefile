@@ -4,7 +4,7 @@ PY := .venv/bin/python
 API_URL := http://127.0.0.1:$(or $(GENSTREAM_API_PORT),8000)
 
 
-.PHONY: help setup dev test chaos test-unit test-integration lint format schemas bench \
+.PHONY: help setup dev test chaos test-unit test-integration lint format schemas bench bench-quick \
         infra-up infra-down infra-status up down status clean
 
 help:
@@ -15,7 +15,8 @@ help:
 	@echo "make lint         ruff, ruff format --check, mypy --strict"
 	@echo "make schemas      regenerate contracts/schemas from the event models"
 	@echo "make chaos        tests that kill real processes (not part of make test)"
-	@echo "make bench        benchmarks (not part of make test)"
+	@echo "make bench        benchmarks against a Celery peer (~20 min; not part of make test)"
+	@echo "make bench-quick  every benchmark briefly, once (~3 min): a smoke test of the harness"
 
 setup:
 	@infra/setup.sh all
@@ -64,7 +65,10 @@ test-unit: setup
 	$(PY) -m pytest tests/unit -q
 
 bench: setup
-	@echo "benchmarks arrive with their workloads; see README.md"
+	@bench/run.sh
+
+bench-quick: setup
+	@BENCH_QUICK=1 bench/run.sh
 
 clean: down
 	rm -rf var

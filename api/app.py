@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from api.body_limit import BodyLimitMiddleware
+from api.events import EventHub
 from api.health import router as health_router
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
@@ -32,9 +33,12 @@ def create_app(
     Its owner closes it.
     """
 
+    event_hub = EventHub(engine=engine, kafka=settings.kafka, settings=settings.reads)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await event_hub.close()
         if dispose_engine:
             await engine.dispose()
 
@@ -47,6 +51,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.producer = producer
+    app.state.event_hub = event_hub
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
     install_problem_handlers(app)

@@ -20,7 +20,12 @@ def main() -> None:
             settings, engine=async_engine(settings.pg), dispose_engine=True, producer=producer
         )
         uvicorn.run(
-            app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.reads.sse_shutdown_grace_s,
         )
     finally:
         # After the server's shutdown: requests in flight have had their acks by now.

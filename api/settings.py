@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
+from api.read_settings import ReadSettings
+from api.webhooks.settings import WebhookSettings
 from genstream.db import PostgresSettings
 from genstream.kafka import KafkaSettings
 from genstream.settings import settings_config
@@ -109,6 +111,8 @@ class ApiSettings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     uploads: UploadsSettings = Field(default_factory=UploadsSettings)
+    reads: ReadSettings = Field(default_factory=ReadSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
@@ -123,4 +127,6 @@ class ApiSettings(BaseSettings):
             )
         if self.environment == "production" and not self.payments.webhook_secret.get_secret_value():
             raise ValueError("GENSTREAM_PAYMENTS__WEBHOOK_SECRET must be set in production")
+        if self.environment == "production" and not self.webhooks.encryption_key.get_secret_value():
+            raise ValueError("GENSTREAM_WEBHOOKS__ENCRYPTION_KEY must be set in production")
         return self

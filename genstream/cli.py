@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from genstream.settings import StackSettings
 
@@ -49,6 +51,80 @@ def _redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(text: str) -> datetime:
+    from genstream.replay import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def _replay_export(args: argparse.Namespace) -> int:
+    from genstream.replay import DEFAULT_TOPICS, export_range
+
+    if args.end <= args.start:
+        print("--to must be after --from", file=sys.stderr)
+        return 2
+    exports = export_range(
+        StackSettings().kafka,
+        start=args.start,
+        end=args.end,
+        out_dir=args.out,
+        topics=[f"{args.topic_prefix}{topic}" for topic in DEFAULT_TOPICS],
+    )
+    for done in exports:
+        print(
+            f"{done.topic}: {done.written} event(s) -> {done.path} "
+            f"({done.duplicates} duplicate(s) dropped, {done.undecodable} undecodable skipped)"
+        )
+    print(f"{sum(done.written for done in exports)} event(s) exported")
+    return 0
+
+
+def _replay_rebuild(args: argparse.Namespace) -> int:
+    from api.projection.rebuild import RebuildOptions, RebuildRefusedError, rebuild
+
+    options = RebuildOptions(
+        group=args.group,
+        topic_prefix=args.topic_prefix,
+        schema=args.schema,
+        swap=args.swap,
+        keep_scratch=args.keep_scratch,
+        timeout_s=args.timeout,
+    )
+    try:
+        report = rebuild(StackSettings(), options)
+    except RebuildRefusedError as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 2
+    print(
+        f"replayed {report.replayed} event(s) of {' and '.join(report.topics)} up to the offsets "
+        f"of {args.group!r} into {report.scratch} ({report.unreadable} unreadable record(s))"
+    )
+    print(
+        f"{report.jobs} job(s) rebuilt; in flight, not compared: "
+        f"{len(report.in_flight_jobs)} job(s), {len(report.in_flight_users)} user(s)"
+    )
+    for difference in report.differences[: args.show]:
+        print(f"  {difference.what} {difference.key}: {difference.detail}")
+    if len(report.differences) > args.show:
+        print(f"  … and {len(report.differences) - args.show} more")
+    if report.differences:
+        print(f"{len(report.differences)} difference(s) from the live read model")
+    else:
+        print("the rebuilt read model equals the live one")
+    if report.swapped is not None:
+        counts = report.swapped
+        print(
+            f"live read model replaced: {counts.events_added} event(s) added, "
+            f"{counts.events_removed} removed, {counts.jobs_changed} job(s) changed, "
+            f"ledger entries: {counts.ledger_added} added, {counts.ledger_removed} removed"
+        )
+        return 0
+    return 1 if report.differences else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +150,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle", type=float, default=2.0, help="stop after this long without records"
     )
     again.set_defaults(handler=_redrive)
+    replay = commands.add_parser("replay", help="the event log, replayed").add_subparsers(
+        dest="replay_command", required=True
+    )
+    export = replay.add_parser(
+        "export", help="a time range of the lifecycle and the credit ledger, as Parquet"
+    )
+    export.add_argument(
+        "--from", dest="start", required=True, type=_instant, help="ISO 8601; UTC without offset"
+    )
+    export.add_argument(
+        "--to", dest="end", required=True, type=_instant, help="ISO 8601, exclusive"
+    )
+    export.add_argument("--out", required=True, type=Path, help="directory for the files")
+    export.add_argument(
+        "--topic-prefix", default="", help="read <prefix>jobs.lifecycle and <prefix>credits.ledger"
+    )
+    export.set_defaults(handler=_replay_export)
+    rebuilt = replay.add_parser(
+        "rebuild",
+        help="rebuild the read model from the topics into a scratch schema and compare it "
+        "with the live one (exit 0 when equal, 1 when not)",
+    )
+    rebuilt.add_argument(
+        "--group", default="genstream-projection", help="the live projection's consumer group"
+    )
+    rebuilt.add_argument(
+        "--topic-prefix", default="", help="read <prefix>jobs.lifecycle and <prefix>credits.ledger"
+    )
+    rebuilt.add_argument("--schema", help="the live read model's schema (default: the default)")
+    rebuilt.add_argument(
+        "--swap",
+        action="store_true",
+        help="then replace the live read model by the rebuilt one (stop the projection first)",
+    )
+    rebuilt.add_argument("--keep-scratch", action="store_true", help="keep the scratch schema")
+    rebuilt.add_argument("--show", type=int, default=20, help="differences listed at most")
+    rebuilt.add_argument("--timeout", type=float, default=900.0, help="seconds for the replay")
+    rebuilt.set_defaults(handler=_replay_rebuild)
     return parser
 
 

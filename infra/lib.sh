@@ -137,6 +137,9 @@ load_secrets() {
   if ! grep -q '^GENSTREAM_PAYMENTS_WEBHOOK_SECRET=' "$file"; then
     printf 'GENSTREAM_PAYMENTS_WEBHOOK_SECRET=whsec_%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >>"$file"
   fi
+  if ! grep -q '^GENSTREAM_WEBHOOKS_ENCRYPTION_KEY=' "$file"; then
+    printf 'GENSTREAM_WEBHOOKS_ENCRYPTION_KEY=%s\n' "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >>"$file"
+  fi
   # shellcheck disable=SC1090
   set -a; . "$file"; set +a
 }

@@ -9,6 +9,7 @@ SERVICES=(
   "projection|$GENSTREAM_VENV/bin/genstream-projection"
   "processors|$GENSTREAM_VENV/bin/genstream-processors"
   "api|$GENSTREAM_VENV/bin/genstream-api"
+  "webhooks|env GENSTREAM_WEBHOOKS__ALLOW_LOOPBACK=true $GENSTREAM_VENV/bin/genstream-webhooks"
   "worker-image|env GENSTREAM_WORKER_WORKLOAD=image $GENSTREAM_VENV/bin/genstream-worker"
   "worker-video|env GENSTREAM_WORKER_WORKLOAD=video $GENSTREAM_VENV/bin/genstream-worker"
   "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio $GENSTREAM_VENV/bin/genstream-worker"

@@ -1,16 +1,16 @@
-"""``/v1/jobs``: submit a job, look at it, ask to cancel it."""
+"""``/v1/jobs``: submit a job, ask to cancel it (``api.jobs.reads`` serves the reads)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Header, Path, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Header, Response, status
 
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep, SettingsDep
 from api.jobs.events import SOURCE, ProducerDep, emit, requested_topic
-from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobPublic, JobSubmitted
+from api.jobs.reads import JobId, own_job
+from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobSubmitted
 from api.jobs.submission import JobRequest, submit
 from api.jobs.validation import (
     InvalidRequestError,
@@ -18,9 +18,8 @@ from api.jobs.validation import (
     parse_input,
     request_hash,
 )
-from api.problems import Problem, not_found
-from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested, JobType
-from genstream.db.models import Job, User
+from api.problems import Problem
+from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -37,7 +36,6 @@ IdempotencyKey = Annotated[
         description="Makes retries safe: the same key and request give the same job.",
     ),
 ]
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.post(
@@ -103,31 +101,6 @@ async def submit_job(
     return JobSubmitted(id=job.id, status=job.status, links=links)
 
 
-async def _own_job(session: AsyncSession, user: User, job_id: str) -> Job:
-    job = await session.get(Job, job_id)
-    if job is None or job.user_id != user.id:
-        raise not_found("job")
-    return job
-
-
-@router.get(
-    "/jobs/{job_id}",
-    operation_id="jobs_get",
-    response_model=JobPublic,
-    summary="A job of the caller's",
-    responses={404: _PROBLEM},
-)
-async def get_job(job_id: JobId, user: CurrentUser, session: SessionDep) -> JobPublic:
-    job = await _own_job(session, user, job_id)
-    return JobPublic(
-        id=job.id,
-        type=JobType(job.type),
-        status=job.status,
-        created_at=job.created_at,
-        input=job.input,
-    )
-
-
 @router.post(
     "/jobs/{job_id}/cancel",
     operation_id="jobs_cancel",
@@ -143,7 +116,7 @@ async def cancel_job(
     settings: SettingsDep,
     producer: ProducerDep,
 ) -> JobCancelling:
-    job = await _own_job(session, user, job_id)
+    job = await own_job(session, user.id, job_id)
     if job.status in _TERMINAL:
         raise Problem(409, f"the job is already {job.status}", type_="job_finished")
     if job.emitted_at is None:

@@ -40,12 +40,87 @@ class JobSubmitted(BaseModel):
     links: JobLinks
 
 
-class JobPublic(BaseModel):
+class JobError(BaseModel):
+    code: str | None
+    """Machine-readable: a worker's error code, a rejection reason, ``cancelled`` or ``expired``."""
+    message: str | None
+
+
+class OutputPublic(BaseModel):
+    name: str
+    """The file's name within the job's outputs."""
+    size: int
+    """Bytes."""
+    content_type: str
+    blurhash: str | None = None
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    url: str | None = None
+    """A presigned GET URL, valid until the job's ``urls_expire_at``."""
+
+
+class PreviewPublic(BaseModel):
+    content_type: str
+    blurhash: str | None = None
+    attempt: int
+    step: int
+    url: str | None = None
+    """A presigned GET URL, valid until the job's ``urls_expire_at``."""
+
+
+class QueuePublic(BaseModel):
+    """Where a queued job stands, estimated from the read model."""
+
+    position: int
+    """Jobs of the same workload and tier that were queued before this one and wait still."""
+    workers: int
+    """Workers seen running this workload recently (at least 1)."""
+    median_run_s: float | None
+    """Median run time of this job type's recent completed runs; ``None`` without history."""
+    estimated_start_s: float | None
+    """Seconds until a worker is expected to take the job."""
+    eta_s: float | None
+    """Seconds until the job is expected to finish."""
+
+
+class JobSummary(BaseModel):
     id: str
     type: JobType
     status: str
     created_at: datetime
+    updated_at: datetime
+    tier: str | None = None
+    finished_at: datetime | None = None
+    error: JobError | None = None
+    credits_charged: int | None = None
+    links: JobLinks
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary]
+    """Newest first."""
+    next_cursor: str | None
+
+
+class JobPublic(JobSummary):
     input: dict[str, Any]
+    attempt: int | None = None
+    worker_id: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    run_ms: int | None = None
+    credits_reserved: int | None = None
+    """Credits held when the job was accepted."""
+    credits_charged: int | None = None
+    """Credits the job cost once settled; 0 when its reservation was released."""
+    outputs: list[OutputPublic] = []
+    preview: PreviewPublic | None = None
+    """The latest preview a worker stored while the job ran."""
+    queue: QueuePublic | None = None
+    """Set while the job is queued."""
+    urls_expire_at: datetime | None = None
+    """When the presigned URLs in ``outputs`` and ``preview`` stop working."""
 
 
 class JobCancelling(BaseModel):

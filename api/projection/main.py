@@ -1,4 +1,8 @@
-"""Entry point of the projection service (``genstream-projection``)."""
+"""Entry point of the projection service (``genstream-projection``).
+
+One consumer reads the credits ledger and the jobs lifecycle; each batch is applied to
+PostgreSQL in one transaction and only then are its offsets committed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from api.projection.ledger import apply_ledger_events
+from api.projection.projector import Projection
 from api.projection.runner import ProjectionRunner
-from contracts import CREDITS_LEDGER
+from contracts import CREDITS_LEDGER, DEADLETTER, JOBS_LIFECYCLE, TopicSpec
 from genstream.db import PostgresSettings, sync_engine
 from genstream.kafka import DeadLetters, EventConsumer, KafkaSettings
 from genstream.logs import configure_logging
@@ -26,8 +30,17 @@ class ProjectionSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     projection_group: str = "genstream-projection"
     projection_batch_size: int = Field(default=500, ge=1, le=10_000)
+    projection_topic_prefix: str = ""
+    """Prefix of the topics read and of the dead-letter topic (isolated namespaces, tests)."""
+    projection_pg_schema: str | None = None
+    """Keep the read model of another schema than the default one (isolated namespaces)."""
+    projection_session_timeout_s: float = Field(default=45.0, ge=6, le=300)
+    """A silent projection process keeps its partitions this long before others take them."""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
+
+    def topic(self, spec: TopicSpec) -> TopicSpec:
+        return spec.prefixed(self.projection_topic_prefix)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -39,18 +52,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    engine = sync_engine(settings.pg)
-    dead_letters = DeadLetters(settings=settings.kafka, consumer_name=settings.projection_group)
+    engine = sync_engine(settings.pg, schema=settings.projection_pg_schema)
+    dead_letters = DeadLetters(
+        settings=settings.kafka,
+        consumer_name=settings.projection_group,
+        topic=settings.topic(DEADLETTER),
+    )
     consumer = EventConsumer(
         settings=settings.kafka,
         group_id=settings.projection_group,
-        topics=[CREDITS_LEDGER.name],
+        topics=[settings.topic(CREDITS_LEDGER).name, settings.topic(JOBS_LIFECYCLE).name],
         on_invalid=dead_letters,
+        extra={"session.timeout.ms": int(settings.projection_session_timeout_s * 1000)},
     )
     runner = ProjectionRunner(
         engine=engine,
         consumer=consumer,
-        apply=apply_ledger_events,
+        apply=Projection(),
         batch_size=settings.projection_batch_size,
     )
     try:
@@ -59,3 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         consumer.close()
         dead_letters.close()
         engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

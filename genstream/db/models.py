@@ -205,6 +205,16 @@ class Job(Base):
     attempt: Mapped[int | None] = mapped_column(Integer)
     outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the current attempt joined its tier's queue."""
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the current attempt's worker took it."""
+    run_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    preview: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The latest stored preview: key, content_type, blurhash, attempt, step."""
+    credits_charged: Mapped[int | None] = mapped_column(BigInteger)
+    """What settlement charged (0 once a reservation is released); ``None`` until then."""
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),

@@ -1,0 +1,75 @@
+"""Who opens an event stream: the ``Authorization`` header, or ``?access_token=`` for
+browsers' ``EventSource``, which cannot send headers.
+
+Only short-lived access tokens are taken from the query string, where proxies and browser
+history may keep them; long-lived API keys there are refused. A stream lasts no longer
+than the access token that opened it: the client reconnects with a fresh one and its last
+event id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.auth.api_keys import looks_like_api_key
+from api.auth.principal import current_principal, unauthorized
+from api.auth.tokens import InvalidTokenError, verify_access_token
+from api.deps import SettingsDep
+
+__all__ = ["StreamCaller", "StreamCallerDep"]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An access token from `/v1/auth/token`, or an API key (`gsk_…`).",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCaller:
+    user_id: uuid.UUID
+    ends_at: float | None
+    """``time.monotonic()`` when the access token expires; ``None`` for an API key."""
+
+
+async def stream_caller(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="An access token, for clients that cannot send headers (EventSource). "
+            "API keys go in the Authorization header only.",
+        ),
+    ] = None,
+) -> StreamCaller:
+    if credentials is None and access_token:
+        if looks_like_api_key(access_token):
+            raise unauthorized("API keys are accepted in the Authorization header only")
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=access_token)
+    # A session of its own, closed before the stream starts: a request-scoped one would
+    # hold a pooled connection for as long as the stream stays open.
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as db:
+        principal = await current_principal(db, settings, credentials)
+    ends_at = None
+    if principal.session_id is not None and credentials is not None:
+        try:
+            expires = verify_access_token(settings.auth, credentials.credentials).expires_at
+        except InvalidTokenError:
+            raise unauthorized("invalid or expired access token") from None
+        ends_at = time.monotonic() + (expires - datetime.now(UTC)).total_seconds()
+    return StreamCaller(user_id=principal.user.id, ends_at=ends_at)
+
+
+StreamCallerDep = Annotated[StreamCaller, Depends(stream_caller)]

@@ -1,0 +1,191 @@
+"""``GET /v1/jobs`` and ``GET /v1/jobs/{id}``: jobs as the read model knows them."""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth.principal import CurrentUser
+from api.deps import SessionDep, SettingsDep
+from api.jobs.downloads import sign_downloads
+from api.jobs.queue import estimate_queue
+from api.jobs.schemas import (
+    JobError,
+    JobLinks,
+    JobPage,
+    JobPublic,
+    JobSummary,
+    OutputPublic,
+    PreviewPublic,
+    QueuePublic,
+)
+from api.pagination import decode_time_cursor, encode_time_cursor
+from api.problems import Problem, not_found
+from contracts import JobStatus, JobType
+from genstream.db.models import Job
+
+__all__ = ["JobId", "own_job", "router"]
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
+
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+async def own_job(session: AsyncSession, user_id: uuid.UUID, job_id: str) -> Job:
+    """The caller's job; 404 alike for a job that does not exist and one of someone else."""
+    job = await session.get(Job, job_id)
+    if job is None or job.user_id != user_id:
+        raise not_found("job")
+    return job
+
+
+def _error(job: Job) -> JobError | None:
+    if job.error_code is None and job.error is None:
+        return None
+    return JobError(code=job.error_code, message=job.error)
+
+
+def _summary_fields(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "type": JobType(job.type),
+        "status": job.status,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "tier": job.tier,
+        "finished_at": job.finished_at,
+        "error": _error(job),
+        "credits_charged": job.credits_charged,
+        "links": JobLinks.of(job.id),
+    }
+
+
+@router.get(
+    "/jobs",
+    operation_id="jobs_list",
+    response_model=JobPage,
+    summary="The caller's jobs, newest first",
+    responses={400: _PROBLEM, 422: _PROBLEM},
+)
+async def list_jobs(
+    user: CurrentUser,
+    session: SessionDep,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="Only jobs in these statuses (repeatable).")
+    ] = None,
+    job_type: Annotated[
+        list[JobType] | None,
+        Query(alias="type", description="Only jobs of these types (repeatable)."),
+    ] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="Jobs created at or after this instant.")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="Jobs created before this instant.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> JobPage:
+    if created_after is not None and created_before is not None and created_after >= created_before:
+        raise Problem(
+            422,
+            "created_after must be earlier than created_before",
+            type_="invalid_filter",
+            title="Invalid filter",
+        )
+    query = select(Job).where(Job.user_id == user.id)
+    if status:
+        query = query.where(Job.status.in_([s.value for s in status]))
+    if job_type:
+        query = query.where(Job.type.in_([t.value for t in job_type]))
+    if created_after is not None:
+        query = query.where(Job.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Job.created_at < created_before)
+    if cursor is not None:
+        at, job_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(at, job_id))
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    rows = (await session.scalars(query)).all()
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
+    return JobPage(
+        jobs=[JobSummary(**_summary_fields(job)) for job in page],
+        next_cursor=encode_time_cursor(last.created_at, last.id) if last else None,
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    operation_id="jobs_get",
+    response_model=JobPublic,
+    summary="A job of the caller's: its state, outputs, preview and place in the queue",
+    responses={404: _PROBLEM},
+)
+async def get_job(
+    job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
+    job = await own_job(session, user.id, job_id)
+    outputs = job.outputs or []
+    preview = job.preview
+    keys = [output["key"] for output in outputs] + ([preview["key"]] if preview else [])
+    signed = await sign_downloads(settings, user_id=str(user.id), job_id=job.id, keys=keys)
+    queue = None
+    if job.status == JobStatus.QUEUED and job.tier is not None and job.queued_at is not None:
+        estimate = await estimate_queue(
+            session,
+            settings.reads,
+            job_id=job.id,
+            job_type=JobType(job.type),
+            tier=job.tier,
+            queued_at=job.queued_at,
+        )
+        queue = QueuePublic(
+            position=estimate.position,
+            workers=estimate.workers,
+            median_run_s=estimate.median_run_s,
+            estimated_start_s=estimate.estimated_start_s,
+            eta_s=estimate.eta_s,
+        )
+    return JobPublic(
+        **_summary_fields(job),
+        input=job.input,
+        attempt=job.attempt,
+        worker_id=job.worker_id,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        run_ms=job.run_ms,
+        credits_reserved=job.credits_reserved,
+        outputs=[
+            OutputPublic(
+                name=posixpath.basename(output["key"]),
+                size=output["size"],
+                content_type=output["content_type"],
+                blurhash=output.get("blurhash"),
+                duration_s=output.get("duration_s"),
+                width=output.get("width"),
+                height=output.get("height"),
+                url=signed.urls.get(output["key"]),
+            )
+            for output in outputs
+        ],
+        preview=None
+        if preview is None
+        else PreviewPublic(
+            content_type=preview["content_type"],
+            blurhash=preview.get("blurhash"),
+            attempt=preview["attempt"],
+            step=preview["step"],
+            url=signed.urls.get(preview["key"]),
+        ),
+        queue=queue,
+        urls_expire_at=signed.expires_at,
+    )

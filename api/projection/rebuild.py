@@ -1,0 +1,285 @@
+"""``genstream replay rebuild``: the read model rebuilt from the topics and held against the
+live one, which it replaces when asked.
+
+The rebuild replays ``jobs.lifecycle`` and ``credits.ledger`` from their first offsets, up
+to the offsets the live projection's group has committed, into a scratch schema through the
+same ``Projection`` the service runs. Up to those offsets the live model must hold exactly
+what the rebuilt one holds. Records after them (the live projection is still working, or
+stored a batch and died before committing it) make their jobs and users "in flight": those
+are left out of the comparison rather than reported.
+
+The submissions (users, job rows as the API wrote them) are not events; the scratch schema
+gets a copy of them, with placeholder e-mail addresses, before the replay.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec
+from sqlalchemy import Engine, func, select, text
+
+from api.projection.compare import Difference, differences, quoted
+from api.projection.projector import Projection
+from api.projection.swap import SwapCounts, swap_read_model
+from contracts import CREDITS_LEDGER, JOBS_LIFECYCLE, ContractError, Envelope, JobEvent, decode
+from genstream.db import sync_engine, upgrade
+from genstream.db.models import Job
+from genstream.kafka import KafkaSettings
+from genstream.kafka.records import record_headers, record_position
+from genstream.settings import StackSettings
+
+__all__ = ["RebuildOptions", "RebuildRefusedError", "RebuildReport", "rebuild"]
+
+_TIMEOUT_S: Final = 30.0
+
+Offsets = dict[tuple[str, int], int]
+_spec: Any = OffsetSpec  # its constructors carry no annotations
+
+
+class RebuildRefusedError(Exception):
+    """The rebuild cannot start as asked (a swap while the projection runs, no topics)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RebuildOptions:
+    group: str = "genstream-projection"
+    """The live projection's consumer group: its committed offsets bound the replay."""
+    topic_prefix: str = ""
+    schema: str | None = None
+    """The live read model's schema; the connection's default one without it."""
+    swap: bool = False
+    """Replace the live read model by the rebuilt one (the projection must be stopped)."""
+    keep_scratch: bool = False
+    batch_size: int = 1000
+    timeout_s: float = 900.0
+
+
+@dataclass(slots=True)
+class RebuildReport:
+    scratch: str
+    topics: tuple[str, ...]
+    replayed: int = 0
+    """Events applied to the rebuilt model (copies included)."""
+    unreadable: int = 0
+    """Records that are not events, which the live projection dead-lettered too."""
+    jobs: int = 0
+    """Jobs the rebuilt model has rows for."""
+    in_flight_jobs: set[str] = field(default_factory=set)
+    in_flight_users: set[str] = field(default_factory=set)
+    differences: list[Difference] = field(default_factory=list)
+    swapped: SwapCounts | None = None
+
+
+def _admin(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(kafka.librdkafka())
+
+
+def _require_idle(kafka: KafkaSettings, group: str) -> None:
+    admin = _admin(kafka)  # kept referenced: the future dies with its client
+    described = admin.describe_consumer_groups([group])[group].result(_TIMEOUT_S)
+    if described.members:
+        raise RebuildRefusedError(
+            f"the projection group {group!r} has {len(described.members)} running member(s); "
+            "stop genstream-projection before swapping"
+        )
+
+
+def _committed(kafka: KafkaSettings, group: str, partitions: list[TopicPartition]) -> Offsets:
+    request = ConsumerGroupTopicPartitions(group, partitions)
+    admin = _admin(kafka)  # kept referenced: the future dies with its client
+    answer = admin.list_consumer_group_offsets([request])[group].result(_TIMEOUT_S)
+    return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in answer.topic_partitions}
+
+
+class _Reader:
+    """Reads the topics from their first offsets, outside any group."""
+
+    def __init__(self, kafka: KafkaSettings, topics: tuple[str, ...], batch_size: int) -> None:
+        self._admin = _admin(kafka)
+        options: dict[str, str | int | float | bool] = {
+            # Never joins the group nor commits: the replay reads every partition itself.
+            "group.id": f"genstream-replay-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+        self._consumer = Consumer(kafka.librdkafka(**options))
+        self._batch_size = batch_size
+        metadata = self._consumer.list_topics(timeout=_TIMEOUT_S)
+        self.partitions: list[TopicPartition] = []
+        for topic in topics:
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None:
+                raise RebuildRefusedError(f"topic {topic!r} does not exist")
+            self.partitions += [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        self._consumer.assign(
+            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self.partitions]
+        )
+
+    def watermarks(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(first, end) offset per partition, asked of the brokers in one go.
+
+        Asked through an admin client: the consumer's own connections are busy with its
+        long-polling fetches, behind which each of its offset requests would wait.
+        """
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in self.partitions]
+        earliest, latest = _spec.earliest(), _spec.latest()
+        lows = self._offsets(dict.fromkeys(partitions, earliest))
+        highs = self._offsets(dict.fromkeys(partitions, latest))
+        return {key: (lows[key], highs[key]) for key in lows}
+
+    def _offsets(self, requests: dict[TopicPartition, OffsetSpec]) -> Offsets:
+        futures = self._admin.list_offsets(requests, request_timeout=_TIMEOUT_S)
+        return {
+            (tp.topic, tp.partition): int(future.result(_TIMEOUT_S).offset)
+            for tp, future in futures.items()
+        }
+
+    def read_until(
+        self, targets: Offsets, handle: Callable[[list[Message]], None], *, deadline: float
+    ) -> None:
+        """Reads until every partition's position reaches its target offset."""
+        lows = {key: low for key, (low, _) in self.watermarks().items()}
+        waiting = {key: offset for key, offset in targets.items() if offset > lows[key]}
+        while waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replay did not reach {waiting} in time")
+            messages = self._consumer.consume(num_messages=self._batch_size, timeout=0.5)
+            handle([m for m in messages if m.error() is None])
+            positions = self._consumer.position(
+                [TopicPartition(topic, partition) for topic, partition in waiting]
+            )
+            for tp in positions:
+                if tp.offset >= waiting[(tp.topic, tp.partition)]:
+                    del waiting[(tp.topic, tp.partition)]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _copy_submissions(engine: Engine, *, live: str, scratch: str) -> None:
+    live, scratch = quoted(live), quoted(scratch)
+    submitted = (
+        "id, user_id, type, input, media, webhook_url, idempotency_key, request_hash, "
+        "event_id, event_trace, emitted_at, created_at, updated_at"
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                f"INSERT INTO {scratch}.users (id, email, plan, created_at) "  # noqa: S608
+                f"SELECT id, id::text || '@replay.invalid', plan, created_at FROM {live}.users"
+            )
+        )
+        connection.execute(
+            text(
+                f"INSERT INTO {scratch}.jobs ({submitted}) "  # noqa: S608
+                f"SELECT {submitted} FROM {live}.jobs"
+            )
+        )
+
+
+def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
+    topics = (
+        JOBS_LIFECYCLE.prefixed(options.topic_prefix).name,
+        CREDITS_LEDGER.prefixed(options.topic_prefix).name,
+    )
+    report = RebuildReport(scratch=f"replay_{uuid.uuid4().hex[:12]}", topics=topics)
+    deadline = time.monotonic() + options.timeout_s
+    if options.swap:
+        _require_idle(stack.kafka, options.group)
+    live_engine = sync_engine(stack.pg, schema=options.schema)
+    reader = _Reader(stack.kafka, topics, options.batch_size)
+    scratch_engine: Engine | None = None
+    try:
+        stop = _committed(stack.kafka, options.group, reader.partitions)
+        with live_engine.connect() as connection:
+            live = str(connection.scalar(text("SELECT current_schema()")))
+        upgrade(stack.pg, schema=report.scratch)
+        scratch_engine = sync_engine(stack.pg, schema=report.scratch)
+        _copy_submissions(live_engine, live=live, scratch=report.scratch)
+        project = Projection(notify=False)
+
+        def replay(messages: list[Message]) -> None:
+            batch = []
+            for message in messages:
+                envelope = _decoded(message, report)
+                topic, partition, offset = record_position(message)
+                if envelope is None:
+                    continue
+                if offset < stop[(topic, partition)]:
+                    batch.append(envelope)
+                else:
+                    _note_in_flight(envelope, report)
+            if batch:
+                assert scratch_engine is not None
+                with scratch_engine.begin() as connection:
+                    project(connection, batch)
+                report.replayed += len(batch)
+
+        reader.read_until(stop, replay, deadline=deadline)
+        with scratch_engine.connect() as connection:
+            report.jobs = int(connection.scalar(select(func.count()).select_from(Job)) or 0)
+        # The live model first, then the topics' ends: whatever the live projection stored
+        # by then was written to the topics before, so the tail read next covers it.
+        with live_engine.connect().execution_options(
+            isolation_level="REPEATABLE READ"
+        ) as connection:
+            found = differences(connection, live=live, rebuilt=report.scratch)
+        ends = {key: high for key, (_, high) in reader.watermarks().items()}
+
+        def tail(messages: list[Message]) -> None:
+            for message in messages:
+                envelope = _decoded(message, report)
+                if envelope is not None:
+                    _note_in_flight(envelope, report)
+
+        reader.read_until(ends, tail, deadline=deadline)
+        report.differences = [d for d in found if not _in_flight(d, report)]
+        if options.swap:
+            with live_engine.begin() as connection:
+                report.swapped = swap_read_model(connection, rebuilt=report.scratch)
+        return report
+    finally:
+        reader.close()
+        if scratch_engine is not None:
+            scratch_engine.dispose()
+        if not options.keep_scratch:
+            with live_engine.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {quoted(report.scratch)} CASCADE"))
+        live_engine.dispose()
+
+
+def _decoded(message: Message, report: RebuildReport) -> Envelope[Any] | None:
+    try:
+        return decode(message.value(), record_headers(message))
+    except ContractError:
+        report.unreadable += 1
+        return None
+
+
+def _note_in_flight(envelope: Envelope[Any], report: RebuildReport) -> None:
+    if isinstance(envelope.data, JobEvent):
+        report.in_flight_jobs.add(envelope.subject)
+        return
+    report.in_flight_users.add(envelope.user_id)
+    job_id = getattr(envelope.data, "job_id", None)
+    if job_id is not None:
+        report.in_flight_jobs.add(job_id)
+
+
+def _in_flight(difference: Difference, report: RebuildReport) -> bool:
+    if difference.what in ("job", "job_events"):
+        return difference.key in report.in_flight_jobs
+    return difference.key in report.in_flight_users

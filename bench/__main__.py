@@ -1,0 +1,36 @@
+"""``python -m bench [--only submit,dispatch,...] [--out PATH]`` (``make bench``).
+
+``BENCH_QUICK=1`` runs every workload briefly, once; see ``bench.config`` for the other
+``BENCH_*`` settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bench.config import from_environment
+from bench.procs import ROOT
+from bench.runner import ALL, run_benchmark
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", help=f"comma-separated workloads among {', '.join(ALL)}")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "results" / "latest.json",
+        help="where the result document goes",
+    )
+    args = parser.parse_args(argv)
+    only = {name.strip() for name in args.only.split(",")} if args.only else None
+    if only and not only <= set(ALL):
+        parser.error(f"unknown workloads: {', '.join(sorted(only - set(ALL)))}")
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    return run_benchmark(from_environment(), out=args.out, only=only)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

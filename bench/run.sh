@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make bench / make bench-quick: installs the bench extra (Celery, redis, py-spy) when missing,
+# brings up the stack (idempotent) and the peer's Redis, then runs python -m bench "$@".
+source "$(dirname "$0")/../infra/lib.sh"
+
+stamp="$GENSTREAM_VENV/.genstream-bench-installed"
+hash=$(sha256sum "$GENSTREAM_ROOT/pyproject.toml" | cut -c1-16)
+if [[ ! -f $stamp || $(cat "$stamp") != "$hash" ]]; then
+  log "bench: installing the bench extra (celery[redis], redis, py-spy)"
+  "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[bench]" >"$GENSTREAM_LOG_DIR/pip-bench.log" 2>&1 \
+    || die_with_log "$GENSTREAM_LOG_DIR/pip-bench.log" "installing the bench extra failed"
+  echo "$hash" >"$stamp"
+fi
+"$GENSTREAM_ROOT/infra/stack.sh" up
+"$GENSTREAM_ROOT/infra/redis.sh" start
+cd "$GENSTREAM_ROOT" && exec "$(python_bin)" -m bench "$@"

@@ -1,0 +1,21 @@
+"""The real API application, for tests that run it in uvicorn processes on their own schema.
+
+``uvicorn --factory tests.integration.api.served:app`` builds it from the environment like
+``genstream-api`` does, with the database schema named by ``GENSTREAM_TEST_PG_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import ApiSettings
+from genstream.db import async_engine
+
+
+def app() -> FastAPI:
+    settings = ApiSettings()
+    engine = async_engine(settings.pg, schema=os.environ["GENSTREAM_TEST_PG_SCHEMA"])
+    return create_app(settings, engine=engine, dispose_engine=True)
