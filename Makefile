@@ -40,7 +40,7 @@ down:
 status: infra-status
 
 dev: up
-	@$(PY) -m genstream.cli demo
+	@$(PY) -m genstream.cli demo --api-url $(API_URL)
 	@echo "the stack keeps running: API on $(API_URL); make down stops it"
 
 lint: setup

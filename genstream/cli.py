@@ -38,7 +38,7 @@ def _topics(_: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from genstream.demo import run_demo
 
-    return run_demo(StackSettings(), timeout_s=args.timeout)
+    return run_demo(args.api_url, timeout_s=args.timeout)
 
 
 def _redrive(args: argparse.Namespace) -> int:
@@ -138,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("topics", help="list the topics genstream defines").set_defaults(
         handler=_topics
     )
-    demo = commands.add_parser("demo", help="an event round trip through the real stack")
-    demo.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each step")
+    demo = commands.add_parser(
+        "demo", help="submit an image and a speech job and watch them through SSE"
+    )
+    demo.add_argument("--api-url", default="http://127.0.0.1:8000", help="the running API")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for both")
     demo.set_defaults(handler=_demo)
     deadletter = commands.add_parser("deadletter", help="parked records").add_subparsers(
         dest="deadletter_command", required=True

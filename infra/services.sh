@@ -22,7 +22,7 @@ worker_models() {
   if [[ -z ${GENSTREAM_WORKER_MODELS:-} ]]; then
     local dir="$GENSTREAM_VAR_DIR/models/tiny"
     [[ -f $dir/.complete ]] || log "workers: building tiny random-weight models in $dir (set GENSTREAM_WORKER_MODELS for real ones)"
-    GENSTREAM_WORKER_MODELS=$("$(python_bin)" -m gpu_consumers.tiny_models "$dir" | tr -d '\n') \
+    GENSTREAM_WORKER_MODELS=$("$(python_bin)" -m gpu_consumers.tiny_models "$dir" 2>>"$GENSTREAM_LOG_DIR/tiny-models.log" | tr -d '\n') \
       || die "building the tiny models failed"
     export GENSTREAM_WORKER_MODELS
   fi

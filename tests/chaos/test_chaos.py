@@ -55,6 +55,10 @@ def test_a_short_run_with_a_worker_and_the_processors_killed(chaos_stack: ChaosS
     _assert_nothing_lost(report)
     # Each reader parks what it cannot read and carries on.
     assert set(report["parked_by_topic"]) >= set(POISONED_TOPICS) - {"jobs.progress"}
+    # And after all that, the journey make dev shows still runs end to end.
+    demo = chaos_stack.cli("demo", "--api-url", chaos_stack.api_url, "--timeout", "240")
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert demo.stdout.count("fetched through its URL") == 2
     assert report["acknowledged"] == 300
 
 
