@@ -44,6 +44,20 @@ def _guarded(results: dict[str, Any], name: str, work: Callable[[], dict[str, An
     results[name]["elapsed_s"] = round(time.monotonic() - began, 1)
 
 
+def _not_run(results: dict[str, Any], chosen: set[str], error: Exception) -> None:
+    """A step between workloads failed: the workloads that did not run say why."""
+    _log.error("the run broke off:\n%s", traceback.format_exc())
+    for name in chosen - set(results):
+        results[name] = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+
+
+def _close(system: Any) -> None:
+    try:
+        system.close()
+    except Exception:
+        _log.error("cleaning up failed:\n%s", traceback.format_exc())
+
+
 def _genstream(
     config: BenchConfig, run_id: str, run_dir: Path, only: set[str], profiler: Profiler
 ) -> dict[str, Any]:
@@ -77,8 +91,10 @@ def _genstream(
             _guarded(results, "overhead", lambda: run_overhead(system, config))
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
+    except Exception as error:
+        _not_run(results, only, error)
     finally:
-        system.close()
+        _close(system)
     return results
 
 
@@ -107,8 +123,10 @@ def _peer(config: BenchConfig, run_dir: Path, only: set[str]) -> dict[str, Any]:
             _guarded(results, "pipeline", lambda: run_pipeline(system, config))
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
+    except Exception as error:
+        _not_run(results, only - {"overhead"}, error)
     finally:
-        system.close()
+        _close(system)
     return results
 
 

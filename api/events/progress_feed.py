@@ -26,6 +26,7 @@ _log = logging.getLogger(__name__)
 _BATCH: Final = 500
 _POLL_S: Final = 0.2
 _METADATA_TIMEOUT_S: Final = 10.0
+_RETRY_S: Final = 5.0
 
 
 class ProgressFeed:
@@ -49,9 +50,14 @@ class ProgressFeed:
         """Positions the consumer at the topic's current end, then reads in the background.
 
         Blocks until positioned, so a stream opened after ``start`` sees all progress
-        written after it opened. A broker that cannot be reached leaves the feed off
-        (streams still carry the lifecycle) after logging why.
+        written after it opened. When the brokers cannot be reached, streams go on with the
+        lifecycle alone while the feed keeps trying in the background.
         """
+        self._consumer = self._connect()
+        self._thread = threading.Thread(target=self._run, name="progress-feed", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> Consumer | None:
         options: dict[str, str | int | float | bool] = {
             # Never joins the group nor commits; librdkafka just wants a name.
             "group.id": f"genstream-api-progress-{uuid.uuid4().hex}",
@@ -63,12 +69,10 @@ class ProgressFeed:
         try:
             consumer.assign(self._ends(consumer))
         except KafkaException as error:
-            _log.error("progress feed off: %s", error)
+            _log.error("progress feed not reading yet: %s", error)
             consumer.close()
-            return
-        self._consumer = consumer
-        self._thread = threading.Thread(target=self._run, name="progress-feed", daemon=True)
-        self._thread.start()
+            return None
+        return consumer
 
     def _ends(self, consumer: Consumer) -> list[TopicPartition]:
         metadata = consumer.list_topics(self._topic, timeout=_METADATA_TIMEOUT_S)
@@ -84,8 +88,11 @@ class ProgressFeed:
         return positions
 
     def _run(self) -> None:
-        assert self._consumer is not None
         while not self._stop.is_set():
+            if self._consumer is None:
+                if not self._stop.wait(_RETRY_S):
+                    self._consumer = self._connect()
+                continue
             try:
                 messages = self._consumer.consume(num_messages=_BATCH, timeout=_POLL_S)
             except KafkaException as error:

@@ -115,6 +115,7 @@ async def _open(
     "/jobs/{job_id}/events",
     operation_id="jobs_events",
     response_class=EventStreamResponse,
+    status_code=http_status.HTTP_200_OK,
     summary="Server-Sent Events of one job, ending after its terminal event",
     responses={
         **_STREAM,
@@ -144,6 +145,7 @@ async def job_events(
     "/events",
     operation_id="events_stream",
     response_class=EventStreamResponse,
+    status_code=http_status.HTTP_200_OK,
     summary="Server-Sent Events of all the caller's jobs",
     responses=_STREAM,
 )

@@ -70,7 +70,17 @@ class PeerSystem:
         self.clock.stop()
 
     def purge(self) -> None:
-        app.control.purge()
+        """Empties every tier's queue (and its priority sub-queues) and the unacked set.
+
+        ``app.control.purge`` only knows the queues this process declared; the endpoint's
+        processes declared the ones the submit runs filled.
+        """
+        client: Any = redis.Redis.from_url(self.broker_url)
+        keys = [key for tier in TIERS for key in client.scan_iter(match=f"{tier}*")]
+        keys += list(client.scan_iter(match="unacked*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
     # -- the endpoint ----------------------------------------------------------------------------
     def start_api(self, *, purpose: Literal["submit", "dispatch"]) -> Endpoint:

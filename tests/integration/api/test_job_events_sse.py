@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from api.projection.projector import Projection
 from api.settings import ApiSettings
 from contracts import Envelope, JobProgress, TopicSpec
 from genstream.db import sync_engine
@@ -121,6 +122,8 @@ async def test_a_stream_resumes_on_another_process_without_losing_an_event(
     async with stream(first.url, path, access_token=token) as sse:
         await sse.until(lambda _: len(sse.lifecycle()) == 2)
         assert _types(sse.lifecycle()) == ["job.accepted", "job.queued"]
+        # Idle streams get heartbeats (every second here).
+        await sse.until(lambda events: any("heartbeat" in e.comments for e in events))
         project(schema_engine, [story.started()])
         await sse.until(lambda _: len(sse.lifecycle()) == 3)
         _send(producer, progress_topic, [_progress(story, 10), _progress(story, 20)])
@@ -168,7 +171,8 @@ async def test_two_processes_each_stream_every_event_to_their_clients(
     stranger = add_user(schema_engine)
     stories = [Story(user, add_job(schema_engine, user)) for _ in range(4)]
     hidden = Story(stranger, add_job(schema_engine, stranger))
-    processes = launch(2)
+    # Polls too rare to matter: everything must come through notifications.
+    processes = launch(2, sse_poll_s="300")
 
     async with (
         stream(processes[0].url, "/v1/events", headers=headers) as one,
@@ -202,6 +206,19 @@ async def test_two_processes_each_stream_every_event_to_their_clients(
         assert seqs == sorted(seqs)
         assert {e.data["job_id"] for e in sse.events if e.data} == {s.job_id for s in stories}
     assert one.lifecycle_ids() == two.lifecycle_ids()
+
+
+async def test_the_poll_catches_events_no_notification_announced(
+    api: httpx.AsyncClient, schema_engine: Engine, launch: Launch
+) -> None:
+    user, _, headers = await _account(api)
+    story = Story(user, add_job(schema_engine, user))
+    (process,) = launch()
+    async with stream(process.url, f"/v1/jobs/{story.job_id}/events", headers=headers) as sse:
+        with schema_engine.begin() as connection:
+            Projection(notify=False)(connection, [story.accepted(), story.queued()])
+        await sse.until(lambda _: len(sse.lifecycle()) == 2, timeout_s=15)
+    assert _types(sse.lifecycle()) == ["job.accepted", "job.queued"]
 
 
 def _read_raw(sock: socket.socket, *, until: bytes, timeout_s: float = 30.0) -> bytes:

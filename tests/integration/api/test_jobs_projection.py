@@ -190,7 +190,6 @@ def _counts(engine: Engine) -> tuple[int, int, int]:
     return events, entries, completed
 
 
-@pytest.mark.chaos
 def test_projection_killed_mid_stream_misses_nothing_and_counts_nothing_twice(
     stack: StackSettings,
     make_topic: Callable[[str], TopicSpec],
