@@ -46,9 +46,8 @@ def _assert_nothing_lost(report: dict[str, object]) -> None:
 
 @pytest.mark.timeout(1500)
 def test_a_short_run_with_a_worker_and_the_processors_killed(chaos_stack: ChaosStack) -> None:
-    faults = [
-        f for f in default_faults() if f.name in {"stream processors", "gpu worker (synthetic)"}
-    ]
+    wanted = {"garbage into every input topic", "stream processors", "gpu worker (synthetic)"}
+    faults = [f for f in default_faults() if f.name in wanted]
     for fault in faults:
         fault.at_s -= 6
     report = run_chaos(chaos_stack, jobs=300, users=10, rate_per_s=25, faults=faults, settle_s=300)
