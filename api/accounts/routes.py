@@ -11,7 +11,7 @@ from api.auth.principal import CurrentUser
 from api.auth.routes import router as auth_router
 from api.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic, UserPublic
 from api.deps import SessionDep
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_responses
 
 router = APIRouter()
 router.include_router(auth_router)
@@ -23,6 +23,7 @@ router.include_router(auth_router)
     response_model=UserPublic,
     tags=["account"],
     summary="The calling user",
+    responses=problem_responses(401),
 )
 async def me(user: CurrentUser) -> UserPublic:
     return UserPublic.of(user)
@@ -35,6 +36,7 @@ async def me(user: CurrentUser) -> UserPublic:
     response_model=ApiKeyCreated,
     tags=["api-keys"],
     summary="Create an API key; the key is shown only in this response",
+    responses=problem_responses(400, 401, 413, 422, described={409: "Too many active keys"}),
 )
 async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> ApiKeyCreated:
     try:
@@ -50,6 +52,7 @@ async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> A
     response_model=ApiKeyList,
     tags=["api-keys"],
     summary="The caller's active API keys",
+    responses=problem_responses(401),
 )
 async def list_keys(user: CurrentUser, db: SessionDep) -> ApiKeyList:
     keys = await list_api_keys(db, user_id=user.id)
@@ -63,6 +66,7 @@ async def list_keys(user: CurrentUser, db: SessionDep) -> ApiKeyList:
     response_class=Response,
     tags=["api-keys"],
     summary="Revoke an API key; it stops working at once",
+    responses=problem_responses(401, 404, 422),
 )
 async def delete_key(key_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
     if not await revoke_api_key(db, user_id=user.id, key_id=key_id):

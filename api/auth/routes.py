@@ -32,7 +32,7 @@ from api.auth.schemas import (
 )
 from api.auth.sessions import IssuedTokens, RefreshRefusedError, revoke, rotate, start_session
 from api.deps import ClientAddressDep, RateLimiterDep, SessionDep, SettingsDep
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
 from contracts import CREDITS_LEDGER, CreditsGranted, Envelope, Plan
 from genstream.db.models import User
@@ -102,6 +102,7 @@ def _email_taken() -> Problem:
     response_model=UserPublic,
     dependencies=_ADDRESS_LIMITED,
     summary="Create an account",
+    responses=problem_responses(400, 409, 413, 422, 429),
 )
 async def register(body: RegisterRequest, db: SessionDep, settings: SettingsDep) -> UserPublic:
     if len(body.password) < settings.auth.password_min_length:
@@ -124,6 +125,7 @@ async def register(body: RegisterRequest, db: SessionDep, settings: SettingsDep)
     response_model=TokenResponse,
     dependencies=_ADDRESS_LIMITED,
     summary="Sign in with email and password",
+    responses=problem_responses(400, 401, 413, 422, 429),
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -153,6 +155,7 @@ async def token(
     response_model=TokenResponse,
     dependencies=_ADDRESS_LIMITED,
     summary="Exchange a refresh token for new tokens",
+    responses=problem_responses(400, 401, 413, 422, 429),
 )
 async def refresh(body: RefreshRequest, db: SessionDep, settings: SettingsDep) -> TokenResponse:
     try:
@@ -168,6 +171,7 @@ async def refresh(body: RefreshRequest, db: SessionDep, settings: SettingsDep) -
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="End the current session",
+    responses=problem_responses(401),
 )
 async def logout(principal: CurrentPrincipal, db: SessionDep) -> Response:
     # An API key is no session: it is revoked through /v1/api-keys instead.
@@ -224,6 +228,9 @@ async def _oidc_user(db: AsyncSession, settings: ApiSettings, identity: OidcIden
     response_model=TokenResponse,
     dependencies=[Depends(_oidc_enabled), *_ADDRESS_LIMITED],
     summary="Sign in with an OpenID Connect ID token",
+    responses=problem_responses(
+        400, 401, 403, 409, 413, 422, 429, 503, described={404: "OpenID Connect sign-in is off"}
+    ),
 )
 async def oidc(
     body: OidcRequest,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep
 from api.pagination import decode_cursor, encode_cursor
+from api.problems import problem_responses
 from contracts import Catalog, JobType, Plan, PlanLimits, Price, load_catalog
 from genstream.db.models import CreditBalance, CreditLedgerEntry
 
@@ -51,7 +52,7 @@ def _catalog() -> Catalog:
     return load_catalog()
 
 
-@router.get("/credits", operation_id="credits_get")
+@router.get("/credits", operation_id="credits_get", responses=problem_responses(400, 401, 422))
 async def get_credits(
     user: CurrentUser,
     session: SessionDep,

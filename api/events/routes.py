@@ -22,7 +22,7 @@ from api.events.response import EventStreamResponse
 from api.events.stream import LifecycleReader, StoredJobEvent, StreamOptions, event_stream
 from api.jobs.downloads import sign_downloads
 from api.jobs.reads import JobId, own_job
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from api.settings import ApiSettings
 from contracts import JobCompleted, JobPreview
 
@@ -30,14 +30,12 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
 _STREAM: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
         "description": "Server-Sent Events",
     },
-    400: _PROBLEM,
-    401: _PROBLEM,
+    **problem_responses(400, 401, 422),
 }
 _PREVIEW: Final = JobPreview.wire_type()
 _COMPLETED: Final = JobCompleted.wire_type()
@@ -120,7 +118,7 @@ async def _open(
     responses={
         **_STREAM,
         204: {"description": "The job ended before the given event id"},
-        404: _PROBLEM,
+        **problem_responses(404),
     },
 )
 async def job_events(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
@@ -26,15 +26,13 @@ from api.jobs.schemas import (
     QueuePublic,
 )
 from api.pagination import decode_time_cursor, encode_time_cursor
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_responses
 from contracts import JobStatus, JobType
 from genstream.db.models import Job
 
 __all__ = ["JobId", "own_job", "router"]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-
-_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
 
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
@@ -73,7 +71,7 @@ def _summary_fields(job: Job) -> dict[str, Any]:
     operation_id="jobs_list",
     response_model=JobPage,
     summary="The caller's jobs, newest first",
-    responses={400: _PROBLEM, 422: _PROBLEM},
+    responses=problem_responses(400, 401, 422),
 )
 async def list_jobs(
     user: CurrentUser,
@@ -128,7 +126,7 @@ async def list_jobs(
     operation_id="jobs_get",
     response_model=JobPublic,
     summary="A job of the caller's: its state, outputs, preview and place in the queue",
-    responses={404: _PROBLEM},
+    responses=problem_responses(401, 404, 422),
 )
 async def get_job(
     job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep

@@ -18,13 +18,12 @@ from api.jobs.validation import (
     parse_input,
     request_hash,
 )
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 _TERMINAL: Final = frozenset(status.value for status in TERMINAL_STATUSES)
-_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
 
 IdempotencyKey = Annotated[
     str | None,
@@ -49,10 +48,7 @@ IdempotencyKey = Annotated[
             "model": JobSubmitted,
             "description": "The job an earlier request with this key made",
         },
-        404: _PROBLEM,
-        409: _PROBLEM,
-        422: _PROBLEM,
-        503: _PROBLEM,
+        **problem_responses(400, 401, 404, 409, 413, 422, 503),
     },
 )
 async def submit_job(
@@ -107,7 +103,7 @@ async def submit_job(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobCancelling,
     summary="Ask to cancel a job; it ends as cancelled unless it finishes first",
-    responses={404: _PROBLEM, 409: _PROBLEM, 503: _PROBLEM},
+    responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def cancel_job(
     job_id: JobId,

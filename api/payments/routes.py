@@ -31,7 +31,7 @@ from api.payments.events import (
     plan_changed,
 )
 from api.payments.signature import SignatureError, verify_signature
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from contracts import CREDITS_LEDGER, USERS_PLANS, Envelope, Plan
 from genstream.db.models import PaymentEvent, User
 from producers.outbox import stage
@@ -56,10 +56,14 @@ class WebhookReceipt(BaseModel):
     operation_id="payments_webhook",
     response_model_exclude_none=True,
     summary="Receive a payment provider event (Stripe-compatible signature)",
-    responses={
-        400: {"description": "Unsigned, badly signed, stale or malformed event"},
-        503: {"description": "No webhook secret is configured"},
-    },
+    responses=problem_responses(
+        413,
+        422,
+        described={
+            400: "Unsigned, badly signed, stale or malformed event",
+            503: "No webhook secret is configured",
+        },
+    ),
 )
 async def payments_webhook(
     request: Request,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, status
 
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep, SettingsDep
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from api.uploads.probe import UploadRefusedError, max_bytes_for
 from api.uploads.schemas import UploadCreate, UploadCreated
 from genstream.db.models import Upload
@@ -29,7 +29,9 @@ def _upload_id() -> str:
     status_code=status.HTTP_201_CREATED,
     response_model=UploadCreated,
     summary="Start an upload: returns a URL to PUT the file to",
-    responses={422: {"description": "Content type not accepted or file too large"}},
+    responses=problem_responses(
+        400, 401, 413, 503, described={422: "Content type not accepted or file too large"}
+    ),
 )
 async def create_upload(
     body: UploadCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep

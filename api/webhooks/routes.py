@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep, SettingsDep
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
 from api.webhooks.secret_box import SecretBox
 from api.webhooks.secret_store import (
@@ -28,7 +28,6 @@ from genstream.db.webhooks import WebhookAttempt, WebhookDelivery
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
-_PROBLEM: Final[dict[str, Any]] = {"description": "A problem document (RFC 9457)"}
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -105,7 +104,7 @@ def _public(secrets: SigningSecrets, response: Response) -> WebhookSecretPublic:
     "/webhooks/secret",
     operation_id="webhooks_secret_get",
     summary="The caller's webhook signing secret, made on first use",
-    responses={503: _PROBLEM},
+    responses=problem_responses(401, 503),
 )
 async def get_webhook_secret(
     user: CurrentUser, session: SessionDep, settings: SettingsDep, response: Response
@@ -117,7 +116,7 @@ async def get_webhook_secret(
     "/webhooks/secret/rotate",
     operation_id="webhooks_secret_rotate",
     summary="Replace the signing secret; the old one keeps signing for a grace period",
-    responses={503: _PROBLEM},
+    responses=problem_responses(401, 503),
 )
 async def rotate_webhook_secret(
     user: CurrentUser, session: SessionDep, settings: SettingsDep, response: Response
@@ -134,7 +133,7 @@ async def rotate_webhook_secret(
     "/jobs/{job_id}/webhooks",
     operation_id="jobs_webhooks_list",
     summary="The webhook deliveries of a job of the caller's, with every attempt",
-    responses={404: _PROBLEM},
+    responses=problem_responses(401, 404, 422),
 )
 async def list_job_webhooks(
     job_id: JobId, user: CurrentUser, session: SessionDep
