@@ -11,6 +11,7 @@ rebuild.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -296,13 +297,25 @@ async def _user(client: httpx.AsyncClient, index: int, run: str) -> tuple[str, d
     return registered.json()["id"], headers
 
 
+async def _accounts(api_url: str, users: int, run: str) -> list[tuple[str, dict[str, str]]]:
+    """The run's users, signed up before any fault begins."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+        return list(await asyncio.gather(*(_user(client, n, run) for n in range(users))))
+
+
 async def _submit_all(
-    api_url: str, *, users: int, jobs: int, rate_per_s: float, deadline_s: float, run: str
+    api_url: str,
+    *,
+    accounts: list[tuple[str, dict[str, str]]],
+    jobs: int,
+    rate_per_s: float,
+    deadline_s: float,
+    run: str,
 ) -> Submissions:
     result = Submissions()
+    users = len(accounts)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=api_url, timeout=20, limits=limits) as client:
-        accounts = [await _user(client, n, run) for n in range(users)]
         started = time.monotonic()
         give_up = started + deadline_s
 
@@ -324,9 +337,10 @@ async def _submit_all(
                     result.acknowledged[response.json()["id"]] = user_id
                     return
                 if response.status_code == 401:
-                    # The access token outlived a restart's clock: sign in again.
-                    _, fresh = await _user_token(client, index % users, run)
-                    headers.update(fresh)
+                    # The access token expired during the run: sign in again.
+                    with contextlib.suppress(httpx.HTTPError):
+                        _, fresh = await _user_token(client, index % users, run)
+                        headers.update(fresh)
                 await asyncio.sleep(0.5)
             result.unacknowledged += 1
 
@@ -413,6 +427,7 @@ def run_chaos(
     run = uuid.uuid4().hex[:8]
     done_faults: list[dict[str, Any]] = []
     fault_errors: list[str] = []
+    accounts = asyncio.run(_accounts(stack.api_url, users, run))
     start = time.monotonic()
 
     def inject() -> None:
@@ -438,7 +453,7 @@ def run_chaos(
     submissions = asyncio.run(
         _submit_all(
             stack.api_url,
-            users=users,
+            accounts=accounts,
             jobs=jobs,
             rate_per_s=rate_per_s,
             deadline_s=settle_s,
