@@ -430,11 +430,13 @@ def run_chaos(
     accounts = asyncio.run(_accounts(stack.api_url, users, run))
     start = time.monotonic()
 
+    halt = threading.Event()
+
     def inject() -> None:
         for fault in faults:
-            wait = start + fault.at_s - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # the schedule of the faults itself, not a wait for a result
+            # The schedule of the faults itself, not a wait for a result.
+            if halt.wait(max(0.0, start + fault.at_s - time.monotonic())):
+                return
             began = time.monotonic() - start
             try:
                 fault.act(stack)
@@ -450,17 +452,23 @@ def run_chaos(
 
     injector = threading.Thread(target=inject, name="chaos-faults")
     injector.start()
-    submissions = asyncio.run(
-        _submit_all(
-            stack.api_url,
-            accounts=accounts,
-            jobs=jobs,
-            rate_per_s=rate_per_s,
-            deadline_s=settle_s,
-            run=run,
+    try:
+        submissions = asyncio.run(
+            _submit_all(
+                stack.api_url,
+                accounts=accounts,
+                jobs=jobs,
+                rate_per_s=rate_per_s,
+                deadline_s=settle_s,
+                run=run,
+            )
         )
-    )
-    injector.join()
+    except BaseException:
+        # A failed run must not leave a fault acting on the stack while it is torn down.
+        halt.set()
+        raise
+    finally:
+        injector.join()
 
     acknowledged = submissions.acknowledged
     deadline = time.monotonic() + settle_s
