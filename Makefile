@@ -16,7 +16,7 @@ help:
 	@echo "make schemas      regenerate contracts/schemas from the event models"
 	@echo "make chaos        tests that kill real processes (not part of make test)"
 	@echo "make bench        benchmarks against a Celery peer (~20 min; not part of make test)"
-	@echo "make bench-quick  every benchmark briefly, once (~3 min): a smoke test of the harness"
+	@echo "make bench-quick  every benchmark briefly, once (3-5 min): a smoke test of the harness"
 
 setup:
 	@infra/setup.sh all

@@ -59,6 +59,6 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
         at = _EPOCH + micros * _MICROSECOND
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise _not_ours() from exc
-    if micros < 0 or not key or len(key) > _MAX_KEY_LENGTH:
+    if micros < 0 or not key or len(key) > _MAX_KEY_LENGTH or "\x00" in key:
         raise _not_ours()
     return at, key

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -121,6 +123,19 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     return problem_response(problem, request)
 
 
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection busy, or the server gone: the request may succeed shortly,
+    # so the client is told to come back rather than that something broke.
+    _log.warning("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
+    problem = Problem(
+        503,
+        "the service is busy or its database is unreachable; retry shortly",
+        type_="unavailable",
+        headers={"Retry-After": "1"},
+    )
+    return problem_response(problem, request)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(Problem(500, "an unexpected error occurred"), request)
@@ -144,5 +159,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    for unavailable in (PoolTimeoutError, OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
     _publish_problem_schema(app)

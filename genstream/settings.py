@@ -23,6 +23,9 @@ def settings_config() -> SettingsConfigDict:
         env_nested_delimiter="__",
         env_file=ENV_FILES,
         extra="ignore",
+        # A service that refuses its settings prints why, and the values it was given would
+        # go with it: secrets, or the whole environment when a check spans several fields.
+        hide_input_in_errors=True,
     )
 
 

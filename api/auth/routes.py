@@ -134,10 +134,13 @@ async def token(
     limiter: RateLimiterDep,
 ) -> TokenResponse:
     email = form.username.strip().lower()
+    refused = Problem(401, "incorrect email or password")
+    if "\x00" in email:
+        # No account has one, and PostgreSQL could not even store it as a rate limit key.
+        raise refused
     limits = settings.rate_limits
     account_key = f"auth:acct:{email}"[:_RATE_KEY_LENGTH]
     await limiter.hit(account_key, limit=limits.auth_per_account, window_s=limits.window_s)
-    refused = Problem(401, "incorrect email or password")
     if len(email) > _MAX_EMAIL_LENGTH or len(form.password) > PASSWORD_MAX_LENGTH:
         raise refused
     user = (await db.execute(select(User).where(User.email == email))).scalar_one_or_none()

@@ -35,7 +35,13 @@ class OidcRequest(_Request):
 
 
 class ApiKeyCreate(_Request):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00]*$"
+        ),
+    ]
+    """Free text, without NUL: PostgreSQL cannot store it."""
 
 
 class UserPublic(BaseModel):

@@ -34,7 +34,8 @@ __all__ = ["JobId", "own_job", "router"]
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
+"""Printable ASCII, as every job id is: anything else (NUL above all) never reaches a query."""
 
 
 async def own_job(session: AsyncSession, user_id: uuid.UUID, job_id: str) -> Job:

@@ -41,6 +41,7 @@ __all__ = [
 _MAX_URL_CHARS: Final = 2048
 # The contracts' own URL shape: the host part, then anything without whitespace.
 _URL_SHAPE: Final = re.compile(r"https?://[^\s/?#]+[^\s]*")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 ErrorDetail = dict[str, Any]
 
@@ -73,7 +74,7 @@ def parse_input(job_type: JobType, raw: Mapping[str, Any], *, synthetic_enabled:
             ]
         )
     try:
-        return input_model_for(job_type).model_validate({**raw, "kind": job_type.value})
+        job_input = input_model_for(job_type).model_validate({**raw, "kind": job_type.value})
     except ValidationError as error:
         raise InvalidRequestError(
             [
@@ -85,6 +86,29 @@ def parse_input(job_type: JobType, raw: Mapping[str, Any], *, synthetic_enabled:
                 for detail in error.errors(include_url=False, include_input=False)
             ]
         ) from None
+    stored = _nul_errors(job_input.model_dump(mode="json"), ["body", "input"])
+    if stored:
+        raise InvalidRequestError(stored)
+    return job_input
+
+
+def _nul_errors(value: Any, loc: list[str]) -> list[ErrorDetail]:
+    """Where ``value`` holds NUL characters, which PostgreSQL keeps in neither text nor jsonb."""
+    if isinstance(value, str):
+        if "\x00" not in value:
+            return []
+        return [_error(loc, "must not contain NUL characters", "nul_character")]
+    if isinstance(value, Mapping):
+        return [
+            error
+            for key, item in value.items()
+            for error in _nul_errors(key, loc) + _nul_errors(item, [*loc, str(key)])
+        ]
+    if isinstance(value, list):
+        return [
+            error for n, item in enumerate(value) for error in _nul_errors(item, [*loc, str(n)])
+        ]
+    return []
 
 
 def check_webhook_url(url: str, *, https_only: bool) -> str:
@@ -100,6 +124,9 @@ def check_webhook_url(url: str, *, https_only: bool) -> str:
 def _webhook_problems(url: str, *, https_only: bool) -> list[str]:
     if len(url) > _MAX_URL_CHARS:
         return [f"must have at most {_MAX_URL_CHARS} characters"]
+    if _CONTROL.search(url):
+        # urlsplit lets NUL through, and PostgreSQL cannot store it.
+        return ["must not contain control characters"]
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number

@@ -64,6 +64,8 @@ async def create_upload(
                 key=key,
                 content_type=body.content_type,
                 ttl_s=ttl_s,
+                # Signed, so the store itself refuses a file larger than declared and checked.
+                content_length=body.size,
             )
     except BotoCoreError:
         raise Problem(503, "the file store is unavailable; try again") from None

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep, SettingsDep
+from api.jobs.reads import JobId
 from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
 from api.webhooks.secret_box import SecretBox
@@ -27,8 +27,6 @@ from genstream.db.models import Job
 from genstream.db.webhooks import WebhookAttempt, WebhookDelivery
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
-
-JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class WebhookSecretPublic(BaseModel):

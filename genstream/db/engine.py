@@ -25,6 +25,8 @@ def sync_engine(settings: PostgresSettings, *, schema: str | None = None) -> Eng
         settings.url(),
         pool_size=settings.pool_size,
         pool_pre_ping=True,
+        # Statement values stay out of error messages and logs: they can hold emails and hashes.
+        hide_parameters=True,
         connect_args=_connect_args(schema),
     )
 
@@ -34,6 +36,8 @@ def async_engine(settings: PostgresSettings, *, schema: str | None = None) -> As
         settings.url(),
         pool_size=settings.pool_size,
         pool_pre_ping=True,
+        # Statement values stay out of error messages and logs: they can hold emails and hashes.
+        hide_parameters=True,
         connect_args=_connect_args(schema),
     )
 

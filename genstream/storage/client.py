@@ -58,12 +58,18 @@ async def presign_get(client: S3Client, *, bucket: str, key: str, ttl_s: int) ->
 
 
 async def presign_put(
-    client: S3Client, *, bucket: str, key: str, content_type: str, ttl_s: int
+    client: S3Client,
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    ttl_s: int,
+    content_length: int | None = None,
 ) -> str:
-    """A URL that accepts one PUT of ``key`` with exactly this content type."""
-    url: str = await client.generate_presigned_url(
-        "put_object",
-        Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
-        ExpiresIn=ttl_s,
-    )
+    """A URL that accepts a PUT of ``key`` with exactly this content type, and with exactly
+    ``content_length`` bytes when given (both are signed, so the store refuses others)."""
+    params: dict[str, object] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
+    if content_length is not None:
+        params["ContentLength"] = content_length
+    url: str = await client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
     return url

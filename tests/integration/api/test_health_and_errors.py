@@ -71,3 +71,27 @@ async def test_oversized_bodies_are_refused_with_413(
 
         streamed = await api.post("/v1/auth/register", content=chunks())  # type: ignore[arg-type]
         assert streamed.status_code == 413
+
+
+async def test_a_database_out_of_connections_answers_503_with_retry_after(
+    api_settings: ApiSettings,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    # One connection, already taken, and no patience: the next request cannot get one.
+    engine = create_async_engine(
+        api_settings.pg.url(), pool_size=1, max_overflow=0, pool_timeout=0.2
+    )
+    try:
+        async with engine.connect() as held:
+            await held.exec_driver_sql("SELECT 1")
+            async with client_with(api_settings, engine) as api:
+                response = await api.post(
+                    "/v1/auth/register",
+                    json={"email": "busy@example.com", "password": "a-long-password-1"},
+                )
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["type"] == "unavailable"
+    finally:
+        await engine.dispose()

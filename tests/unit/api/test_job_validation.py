@@ -76,6 +76,16 @@ def test_synthetic_jobs_need_to_be_switched_on() -> None:
     )
 
 
+def test_nul_characters_are_refused_wherever_they_are_in_the_input() -> None:
+    # PostgreSQL keeps NUL in neither text nor jsonb.
+    errors = _errors(JobType.IMAGE_GENERATE, {"prompt": "a\x00cat", "negative_prompt": "\x00"})
+    assert sorted(error["loc"] for error in errors) == [
+        ["body", "input", "negative_prompt"],
+        ["body", "input", "prompt"],
+    ]
+    assert {error["type"] for error in errors} == {"nul_character"}
+
+
 # --- webhook URL -----------------------------------------------------------------------------
 
 
@@ -100,6 +110,8 @@ def test_http_and_https_urls_are_accepted_outside_production(url: str) -> None:
         ("https://hooks.example.com:99999/x", False, "not a valid URL"),
         ("https://hooks.example.com/" + "a" * 2048, False, "at most 2048"),
         ("HTTPS://hooks.example.com/x", False, "must use"),
+        ("https://hooks.example.com/\x00", False, "control characters"),
+        ("https://hooks.example.com/\x7f", False, "control characters"),
     ],
 )
 def test_unsafe_or_malformed_webhook_urls_are_refused(
