@@ -9,6 +9,7 @@ topic instead of being half-understood.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any, Final
@@ -113,7 +114,9 @@ def decode(
         raise InvalidEventError(f"{wire_type!r} does not match its schema: {error}") from error
 
 
+@functools.cache
 def _envelope_of(model: type[Event]) -> type[Envelope[Event]]:
+    # Parametrising a generic model is a class lookup pydantic redoes on every call.
     return Envelope[model]  # type: ignore[valid-type]
 
 

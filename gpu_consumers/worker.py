@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -30,6 +31,11 @@ from gpu_consumers.topology import WorkerTopology
 __all__ = ["Worker"]
 
 _log = logging.getLogger(__name__)
+
+_JOIN_GRACE_S = 30.0
+"""The longest a starting worker waits for all its tier consumers to join before working."""
+_TICK_S = 0.005
+"""How long the loop waits on one thing before looking at the others again."""
 
 Dispatch = Envelope[JobQueued] | None
 """A decoded dispatch, or ``None`` for a record already parked that only needs committing."""
@@ -69,18 +75,24 @@ class Worker:
             spec.name: Consumer(settings.kafka.librdkafka(**options))
             for spec in topology.tiers.values()
         }
+        self._first = next(iter(self._consumers.values()))
+        self._started = time.monotonic()
         self._buffers: DispatchBuffers[Dispatch] = DispatchBuffers(settings.worker_prefetch)
         self._scheduler = TierScheduler(settings.shares)
         self._paused: set[tuple[str, int]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="job")
         self._running: tuple[list[Buffered[Dispatch]], Future[list[Outcome]]] | None = None
         self.assigned = threading.Event()
+        """Set once every tier consumer has had its first assignment (tests, readiness)."""
+        self._joined: set[int] = set()
         """Set once the group has given this worker partitions (tests and readiness)."""
 
     # -- group membership ----------------------------------------------------------------------
-    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         _log.info("partitions assigned: %s", _names(partitions))
-        self.assigned.set()
+        self._joined.add(id(consumer))
+        if len(self._joined) == len(self._consumers):
+            self.assigned.set()
 
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         gone = [(tp.topic, tp.partition) for tp in partitions]
@@ -90,6 +102,7 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, drain_timeout_s: float = 600.0) -> None:
+        self._started = time.monotonic()
         for topic, consumer in self._consumers.items():
             consumer.subscribe(
                 [topic],
@@ -99,8 +112,9 @@ class Worker:
             )
         try:
             while not stop.is_set():
-                busy = self._running is not None or len(self._buffers) > 0
-                self._read(0.05 if busy else 0.5)
+                # Work waiting and the device free: no reason to wait for anything.
+                ready = self._running is None and len(self._buffers) > 0
+                self._read(0.0 if ready else 0.5)
                 self._finish_if_done()
                 if self._running is None:
                     self._start_next()
@@ -119,12 +133,39 @@ class Worker:
             self._finish_if_done()
 
     def _read(self, timeout: float) -> None:
-        share = timeout / len(self._consumers)
-        messages = [
-            message
-            for consumer in self._consumers.values()
-            for message in consumer.consume(num_messages=100, timeout=share)
-        ]
+        """Takes in what the tier consumers hold; waits up to ``timeout`` for something to
+        happen (a record, or the running job's end), in short ticks.
+
+        ``consume`` with a timeout returns only when it has its whole count or the time is
+        up, so each consumer is read without waiting, and the waiting happens on whatever
+        can end it early.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = [
+                message
+                for consumer in self._consumers.values()
+                for message in consumer.consume(num_messages=100, timeout=0)
+            ]
+            if messages:
+                self._take(messages)
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            tick = min(left, _TICK_S)
+            if self._running is not None:
+                futures_wait([self._running[1]], timeout=tick)
+                if self._running[1].done():
+                    return
+            else:
+                # Any one consumer's poll returns as soon as it has a record.
+                message = self._first.poll(tick)
+                if message is not None:
+                    self._take([message])
+                    return
+
+    def _take(self, messages: list[Message]) -> None:
         for message in messages:
             error = message.error()
             if error is not None:
@@ -155,6 +196,10 @@ class Worker:
         return envelope
 
     def _start_next(self) -> None:
+        if not self.assigned.is_set() and time.monotonic() < self._started + _JOIN_GRACE_S:
+            # The tiers join the group one after another: starting before all have their
+            # partitions would run free jobs while pro ones wait unseen.
+            return
         tier = self._scheduler.pick(self._buffers.waiting())
         if tier is None:
             return
