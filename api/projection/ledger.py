@@ -77,14 +77,26 @@ _ADD_TO_BALANCE = text(
 )
 
 
+def first_copies(envelopes: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
+    """One envelope per event id, the first copy of each, in order.
+
+    A copy written again after a crash carries a later time; keeping the first in a batch,
+    as across batches, makes a replay cut into other batches store what the live projection
+    stored.
+    """
+    first: dict[str, Envelope[Any]] = {}
+    for envelope in envelopes:
+        first.setdefault(envelope.id, envelope)
+    return list(first.values())
+
+
 def apply_ledger_events(connection: Connection, envelopes: Sequence[Envelope[Any]]) -> int:
     """Records the events not seen before and moves balances by them; returns how many were new.
 
     Idempotent by event id: a redelivered event inserts no row and moves no balance.
     """
     rows = []
-    unique = {envelope.id: envelope for envelope in envelopes}
-    for envelope in unique.values():
+    for envelope in first_copies(envelopes):
         move = movement(envelope.data)
         rows.append(
             {

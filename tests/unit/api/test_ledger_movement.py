@@ -53,3 +53,16 @@ def test_a_job_ends_with_nothing_held(grant: int, price: int, charged: int, sett
     assert sum(move.reserved for move in moves) == 0
     spent = charged if settles else 0
     assert sum(move.available for move in moves) == grant - spent
+
+
+def test_the_first_copy_of_an_event_is_the_one_kept() -> None:
+    from datetime import timedelta
+
+    from api.projection.ledger import first_copies
+    from contracts import CreditsGranted, Envelope
+
+    grant = CreditsGranted(amount=5, reason="signup", idempotency_key="k")
+    first = Envelope.wrap(grant, user_id="u", source="s", event_id="e-1")
+    again = first.model_copy(update={"time": first.time + timedelta(seconds=30)})
+    other = Envelope.wrap(grant, user_id="u", source="s", event_id="e-2")
+    assert first_copies([first, other, again]) == [first, other]
