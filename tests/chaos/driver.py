@@ -484,9 +484,8 @@ def run_chaos(
     lost = sorted(job for job in acknowledged if job not in ends)
     multiple = sorted(job for job in acknowledged if len(ends.get(job, ())) > 1)
 
-    balances, settlements = _ledger(stack.bootstrap)
+    mismatches, settlements = _ledger_mismatches(stack, run, users, time.monotonic() + 180)
     double_charged = sorted(job for job, count in settlements.items() if count > 1)
-    mismatches = _ledger_mismatches(stack, balances, run, users, deadline)
     rebuild = stack.cli("replay", "rebuild")
     stopped = stack.stopped_services()
     return {
@@ -519,13 +518,12 @@ def run_chaos(
 
 def _ledger_mismatches(
     stack: ChaosStack,
-    balances: dict[str, tuple[int, int]],
     run: str,
     users: int,
     deadline: float,
-) -> int:
+) -> tuple[int, dict[str, int]]:
     """Users whose read-model balance differs from their ledger's sum once the projection
-    has caught up (or the deadline passed)."""
+    has caught up (or the deadline passed), and each job's distinct settlements."""
 
     async def read_all() -> dict[str, tuple[int, int]]:
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=20) as client:
@@ -538,10 +536,13 @@ def _ledger_mismatches(
             return found
 
     while True:
+        # Settlements follow the jobs' ends: the ledger is read again each time, as is the
+        # read model, until both agree or the deadline passes.
+        balances, settlements = _ledger(stack.bootstrap)
         read = asyncio.run(read_all())
         wrong = [user for user, figures in read.items() if balances.get(user, (0, 0)) != figures]
         if not wrong or time.monotonic() > deadline:
-            return len(wrong)
+            return len(wrong), settlements
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

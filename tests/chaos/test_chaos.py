@@ -7,8 +7,10 @@ the stream processors killed, is part of ``make test``.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,12 +25,14 @@ from tests.chaos.driver import (
 
 
 @pytest.fixture
-def chaos_stack() -> Iterator[ChaosStack]:
+def chaos_stack(tmp_path: Path) -> Iterator[ChaosStack]:
     stack = ChaosStack(uuid.uuid4().hex[:8])
     try:
         stack.up()
         yield stack
     finally:
+        # The services' logs outlive the stack, for a failure to be read afterwards.
+        shutil.copytree(stack.var_dir / "log", tmp_path / "chaos-logs", dirs_exist_ok=True)
         stack.down()
 
 
