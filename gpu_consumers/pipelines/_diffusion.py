@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 __all__ = [
+    "DiffusionBacked",
     "DiffusionModel",
     "StepHandler",
     "latent_preview",
@@ -101,6 +102,22 @@ class DiffusionModel(Generic[PipelineT]):
         device = self._device
         self._pipe, self._device, self._bytes = None, None, 0
         release_memory(device)
+
+
+class DiffusionBacked:
+    """The model lifecycle of a pipeline that runs one ``DiffusionModel``."""
+
+    _model: DiffusionModel[Any]
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._model.memory_bytes
+
+    def load(self, device: str) -> None:
+        self._model.load(device)
+
+    def unload(self) -> None:
+        self._model.unload()
 
 
 def preview_step(total_steps: int) -> int:

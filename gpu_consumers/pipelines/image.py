@@ -13,6 +13,7 @@ from contracts.inputs import ImageEditInput, ImageGenerateInput
 from gpu_consumers import blurhash
 from gpu_consumers.media import png_bytes
 from gpu_consumers.pipelines._diffusion import (
+    DiffusionBacked,
     DiffusionModel,
     latent_preview,
     preview_step,
@@ -42,7 +43,7 @@ DEFAULT_EDIT_STEPS: Final = 30
 _MIN_SIDE: Final = 64
 
 
-class ImageGeneratePipeline:
+class ImageGeneratePipeline(DiffusionBacked):
     """Text to image with a Stable Diffusion model directory."""
 
     job_type = JobType.IMAGE_GENERATE
@@ -54,16 +55,6 @@ class ImageGeneratePipeline:
 
         self._model = DiffusionModel[StableDiffusionPipeline](StableDiffusionPipeline, model_dir)
         self._guidance = guidance
-
-    @property
-    def memory_bytes(self) -> int:
-        return self._model.memory_bytes
-
-    def load(self, device: str) -> None:
-        self._model.load(device)
-
-    def unload(self) -> None:
-        self._model.unload()
 
     def run(self, ctx: RunContext) -> PipelineResult:
         job = ctx.input
@@ -119,7 +110,7 @@ class ImageGeneratePipeline:
         return [_image_result(image) for image in result.images]
 
 
-class ImageEditPipeline:
+class ImageEditPipeline(DiffusionBacked):
     """Image-to-image with a Stable Diffusion model directory.
 
     The upload is scaled to fit ``max_side`` (in multiples of 8, as the latents require).
@@ -140,16 +131,6 @@ class ImageEditPipeline:
         )
         self._guidance = guidance
         self._max_side = max_side
-
-    @property
-    def memory_bytes(self) -> int:
-        return self._model.memory_bytes
-
-    def load(self, device: str) -> None:
-        self._model.load(device)
-
-    def unload(self) -> None:
-        self._model.unload()
 
     def run(self, ctx: RunContext) -> PipelineResult:
         job = ctx.input

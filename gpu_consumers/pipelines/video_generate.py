@@ -25,7 +25,7 @@ from contracts import JobType
 from contracts.inputs import VideoGenerateInput
 from gpu_consumers import blurhash
 from gpu_consumers.media import Mp4Output
-from gpu_consumers.pipelines._diffusion import DiffusionModel, step_callback
+from gpu_consumers.pipelines._diffusion import DiffusionBacked, DiffusionModel, step_callback
 from gpu_consumers.pipelines._preview import image_preview
 from gpu_consumers.pipelines._torch import device_errors
 from gpu_consumers.pipelines.base import (
@@ -47,7 +47,7 @@ _SLERP_PARALLEL: Final = 0.9995
 """Above this cosine two noises are nearly parallel and a straight line is as good."""
 
 
-class VideoGeneratePipeline:
+class VideoGeneratePipeline(DiffusionBacked):
     """``ceil(duration_s * fps)`` frames from a Stable Diffusion model directory, as H.264 MP4."""
 
     job_type = JobType.VIDEO_GENERATE
@@ -76,16 +76,6 @@ class VideoGeneratePipeline:
         self._default_fps = default_fps
         self._keyframe_s = keyframe_s
         self._crf = crf
-
-    @property
-    def memory_bytes(self) -> int:
-        return self._model.memory_bytes
-
-    def load(self, device: str) -> None:
-        self._model.load(device)
-
-    def unload(self) -> None:
-        self._model.unload()
 
     def run(self, ctx: RunContext) -> PipelineResult:
         job = ctx.input
