@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
+from api.projection.compare import JOB_STATE_COLUMNS
 from api.projection.projector import Projection
 from contracts import (
     CreditsGranted,
@@ -46,22 +47,6 @@ from genstream.db.models import Job, User
 from genstream.db.read_model import JobEventRow
 
 SOURCE = "genstream/tests"
-LIFECYCLE_COLUMNS = (
-    "status",
-    "tier",
-    "credits_reserved",
-    "credits_charged",
-    "attempt",
-    "worker_id",
-    "queued_at",
-    "started_at",
-    "finished_at",
-    "error_code",
-    "error",
-    "outputs",
-    "run_ms",
-    "preview",
-)
 
 
 def add_user(engine: Engine) -> str:
@@ -105,7 +90,7 @@ def job_row(engine: Engine, job_id: str) -> dict[str, Any]:
     with Session(engine) as session:
         job = session.get(Job, job_id)
         assert job is not None
-        return {column: getattr(job, column) for column in LIFECYCLE_COLUMNS}
+        return {column: getattr(job, column) for column in JOB_STATE_COLUMNS}
 
 
 def stored_event_ids(engine: Engine) -> list[str]:
