@@ -110,8 +110,14 @@ case "${1:-}" in
     ;;
   kill)
     # Abrupt death, for fault tests: no clean shutdown, the node recovers its log on start.
+    # It returns once the process is gone, so a start right after finds its ports free.
     for i in $(nodes "${2:-}"); do
-      pid_running "kafka-$i" && kill -KILL "$(cat "$(pidfile "kafka-$i")")"
+      if pid_running "kafka-$i"; then
+        pid=$(cat "$(pidfile "kafka-$i")")
+        kill -KILL "$pid"
+        wait_until 30 "kafka node $i to exit" process_gone "$pid" \
+          || die "Kafka node $i (pid $pid) did not exit within 30s of SIGKILL"
+      fi
       rm -f "$(pidfile "kafka-$i")"
     done
     ;;

@@ -71,6 +71,13 @@ wait_until() {
 
 pidfile() { printf '%s/%s.pid' "$GENSTREAM_RUN_DIR" "$1"; }
 
+# A process that has exited, reaped or not (a zombie holds no ports).
+process_gone() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
+  [[ -z $state || $state == Z ]]
+}
+
 pid_running() {
   local file
   file=$(pidfile "$1")

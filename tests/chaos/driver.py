@@ -96,7 +96,9 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
 class ChaosStack:
     """The stack and every service, private to one run."""
 
-    def __init__(self, name: str, *, api_port: int = 18100, kafka_port: int = 39092) -> None:
+    def __init__(self, name: str, *, api_port: int = 18100, kafka_port: int = 28092) -> None:
+        # Ports below the kernel's ephemeral range (32768-60999), so a node restarted mid-run
+        # never finds its port taken by some client connection's local end.
         # Inside the checkout: PostgreSQL's own user must be able to reach the directory.
         self.var_dir = ROOT / "var" / "chaos" / name
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ class ChaosStack:
             "GENSTREAM_KAFKA_BROKERS": "3",
             "GENSTREAM_KAFKA_PORT": str(kafka_port),
             "GENSTREAM_KAFKA_HEAP": "384m",
-            "GENSTREAM_PG_PORT": "55462",
+            "GENSTREAM_PG_PORT": "25462",
             "GENSTREAM_S3_PORT": "19200",
             "GENSTREAM_S3_CONSOLE_PORT": "19201",
             "GENSTREAM_API_PORT": str(api_port),

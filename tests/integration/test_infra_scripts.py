@@ -62,7 +62,7 @@ def private_stack(unique: str) -> Iterator[tuple[dict[str, str], Path]]:
         "GENSTREAM_VAR_DIR": str(var_dir),
         "GENSTREAM_KAFKA_PORT": "19092",
         "GENSTREAM_KAFKA_HEAP": "256m",
-        "GENSTREAM_PG_PORT": "55442",
+        "GENSTREAM_PG_PORT": "25442",
         "GENSTREAM_S3_PORT": "19000",
         "GENSTREAM_S3_CONSOLE_PORT": "19001",
         "GENSTREAM_API_PORT": "18000",
@@ -105,7 +105,7 @@ def test_up_twice_then_down_leaves_nothing(private_stack: tuple[dict[str, str], 
     down = _run(STACK, "down", env=env)
     assert down.returncode == 0, down.stderr
     assert _processes_mentioning(str(var_dir)) == []
-    assert not any(_port_open(port) for port in (19092, 19093, 55442, 19000, 19001))
+    assert not any(_port_open(port) for port in (19092, 19093, 25442, 19000, 19001))
     stopped = _run(STACK, "status", env=env)
     assert stopped.returncode != 0
     assert "kafka node 1: stopped" in stopped.stdout
