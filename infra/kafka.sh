@@ -94,6 +94,10 @@ wait_node() {
   pid_running "kafka-$i" || die_with_log "$GENSTREAM_LOG_DIR/kafka-$i.log" "Kafka node $i exited"
 }
 
+node_gone() {
+  process_gone "$1" && ! port_open "$(client_port "$2")" && ! port_open "$(controller_port "$2")"
+}
+
 nodes() { if [[ -n ${1:-} ]]; then echo "$1"; else seq 1 "$N"; fi; }
 
 case "${1:-}" in
@@ -115,7 +119,8 @@ case "${1:-}" in
       if pid_running "kafka-$i"; then
         pid=$(cat "$(pidfile "kafka-$i")")
         kill -KILL "$pid"
-        wait_until 30 "kafka node $i to exit" process_gone "$pid" \
+        # A JVM's threads outlive its main thread for a moment, and with them its sockets.
+        wait_until 30 "kafka node $i to exit" node_gone "$pid" "$i" \
           || die "Kafka node $i (pid $pid) did not exit within 30s of SIGKILL"
       fi
       rm -f "$(pidfile "kafka-$i")"
