@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from api.auth.key_cache import ApiKeyCache
 from api.body_limit import BodyLimitMiddleware
 from api.events import EventHub
 from api.health import router as health_router
+from api.jobs.recorder import JobRecorder
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
@@ -34,10 +37,21 @@ def create_app(
     """
 
     event_hub = EventHub(engine=engine, kafka=settings.kafka, settings=settings.reads)
+    recorder = JobRecorder(
+        engine=engine,
+        max_batch=settings.jobs.write_batch_max,
+        concurrency=settings.jobs.write_concurrency,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything alive once the app is built (modules, models, schemas: most of the
+        # heap) lives as long as the process; frozen, the collector stops scanning it over
+        # and over while requests allocate.
+        gc.collect()
+        gc.freeze()
         yield
+        await recorder.close()
         await event_hub.close()
         if dispose_engine:
             await engine.dispose()
@@ -54,6 +68,10 @@ def create_app(
     app.state.event_hub = event_hub
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
+    app.state.job_recorder = recorder
+    app.state.api_key_cache = ApiKeyCache(
+        ttl_s=settings.auth.api_key_cache_s, max_entries=settings.auth.api_key_cache_size
+    )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)

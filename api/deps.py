@@ -11,8 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
 
+# Dependencies are coroutines, even those that never wait: FastAPI runs plain functions in
+# its thread pool, a thread hop per dependency per request.
 
-def get_settings(request: Request) -> ApiSettings:
+
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -23,12 +26,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def client_address(
+async def client_address(
     request: Request, settings: Annotated[ApiSettings, Depends(get_settings)]
 ) -> str:
     """The caller's address; ``X-Forwarded-For`` counts only when a trusted proxy sent it."""

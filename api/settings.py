@@ -38,6 +38,12 @@ class AuthSettings(BaseModel):
     password_min_length: int = Field(default=10, ge=8)
     signup_credits: int = Field(default=100, ge=0)
     """Credits granted at registration."""
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=60)
+    """How long a process believes an API key it verified before asking the database again
+    (job submission); a key revoked in another process keeps working there this long at most.
+    0 asks every time."""
+    api_key_cache_size: int = Field(default=10_000, ge=1)
+    """Most API keys one process remembers."""
 
 
 class OidcSettings(BaseModel):
@@ -82,6 +88,11 @@ class JobsSettings(BaseModel):
     """Accept model-free ``synthetic`` jobs (benchmarks, tests); never for paying users."""
     send_timeout_s: float = Field(default=15.0, gt=0, le=300)
     """How long a request waits for the broker to acknowledge its event before answering 503."""
+    write_batch_max: int = Field(default=256, ge=1, le=10_000)
+    """Most submissions whose rows one statement writes; concurrent requests share it."""
+    write_concurrency: int = Field(default=2, ge=1, le=32)
+    """Statements of each kind (new rows, acknowledgements) one process runs at a time;
+    submissions that arrive meanwhile wait and go together in the next one."""
 
 
 class UploadsSettings(BaseModel):

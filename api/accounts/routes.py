@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from api.auth.api_keys import TooManyKeysError, create_api_key, list_api_keys, revoke_api_key
-from api.auth.principal import CurrentUser
+from api.auth.principal import ApiKeyCacheDep, CurrentUser
 from api.auth.routes import router as auth_router
 from api.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyPublic, UserPublic
 from api.deps import SessionDep
@@ -68,7 +68,11 @@ async def list_keys(user: CurrentUser, db: SessionDep) -> ApiKeyList:
     summary="Revoke an API key; it stops working at once",
     responses=problem_responses(401, 404, 422),
 )
-async def delete_key(key_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+async def delete_key(
+    key_id: uuid.UUID, user: CurrentUser, db: SessionDep, cache: ApiKeyCacheDep
+) -> Response:
     if not await revoke_api_key(db, user_id=user.id, key_id=key_id):
         raise not_found("API key")
+    # At once here; other API processes stop believing it within auth.api_key_cache_s.
+    cache.forget_key(key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -94,7 +94,13 @@ class ProgressFeed:
                     self._consumer = self._connect()
                 continue
             try:
-                messages = self._consumer.consume(num_messages=_BATCH, timeout=_POLL_S)
+                # poll returns as soon as a record arrives, where consume would wait for a full
+                # batch or its whole timeout: that wait would be every event's latency. What
+                # else has arrived by then follows in the same batch.
+                first = self._consumer.poll(_POLL_S)
+                if first is None:
+                    continue
+                messages = [first, *self._consumer.consume(num_messages=_BATCH - 1, timeout=0)]
             except KafkaException as error:
                 _log.warning("progress feed read error: %s", error)
                 continue

@@ -163,6 +163,9 @@ async def event_stream(
             if wait_s <= 0:
                 return
         try:
-            await asyncio.wait_for(subscription.signal.wait(), wait_s)
+            # In the stream's own task: wait_for would start a task for the wait, one more
+            # per idle stream.
+            async with asyncio.timeout(wait_s):
+                await subscription.signal.wait()
         except TimeoutError:
             yield comment("heartbeat")

@@ -16,7 +16,14 @@ from contracts import JOBS_REQUESTED, Envelope, TopicSpec
 from genstream.kafka import DeliveryError
 from producers import EventProducer
 
-__all__ = ["SOURCE", "ProducerDep", "emit", "requested_topic", "service_unavailable"]
+__all__ = [
+    "SOURCE",
+    "ProducerDep",
+    "emit",
+    "get_producer",
+    "requested_topic",
+    "service_unavailable",
+]
 
 SOURCE: Final = "genstream/api"
 _log = logging.getLogger(__name__)
@@ -35,7 +42,7 @@ def service_unavailable() -> Problem:
     )
 
 
-def get_producer(request: Request) -> EventProducer:
+async def get_producer(request: Request) -> EventProducer:
     producer: EventProducer | None = getattr(request.app.state, "producer", None)
     if producer is None:
         raise Problem(503, "jobs cannot be submitted or cancelled: no event producer")

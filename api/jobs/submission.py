@@ -4,21 +4,28 @@ The row is committed before the event is sent, with the event's id, so that what
 between the two, a retry with the same ``Idempotency-Key`` finds the row and re-sends the
 very same event (consumers deduplicate on its id) instead of making a second job. Without
 a key nothing can retry the send, so a failed send removes the row and the client is told.
+The answer waits until the acknowledgement is recorded too (``emitted_at``).
+
+A new submission asks the database nothing before its insert: the insert itself finds a
+key that is taken (``ON CONFLICT DO NOTHING``), and only then is the earlier job read.
+Rows are written by ``JobRecorder``, which puts concurrent submissions in one statement.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.auth.principal import Caller
 from api.jobs.events import SOURCE, emit
+from api.jobs.recorder import JobRecorder, NewJob
 from api.jobs.validation import plan_limit_violations, uploads_of
 from api.problems import Problem
 from api.settings import ApiSettings
@@ -34,7 +41,7 @@ from contracts import (
     load_catalog,
     new_traceparent,
 )
-from genstream.db.models import Job, User
+from genstream.db.models import Job
 from producers import EventProducer
 
 __all__ = ["JobRequest", "Submitted", "requested_envelope", "submit"]
@@ -48,6 +55,8 @@ class JobRequest:
 
     job_type: JobType
     job_input: BaseModel
+    stored_input: dict[str, Any]
+    """``job_input`` as stored and sent: its JSON form."""
     webhook_url: str | None
     idempotency_key: str | None
     request_hash: str
@@ -88,55 +97,75 @@ def requested_envelope(job: Job) -> Envelope[JobRequested]:
 
 
 async def submit(
-    session: AsyncSession,
     *,
+    sessions: async_sessionmaker[AsyncSession],
+    recorder: JobRecorder,
     producer: EventProducer,
     topic: TopicSpec,
     settings: ApiSettings,
-    user: User,
+    caller: Caller,
     request: JobRequest,
 ) -> Submitted:
-    """Submits ``request`` for ``user``, or answers for the job its idempotency key made.
+    """Submits ``request`` for ``caller``, or answers for the job its idempotency key made.
 
     Raises ``Problem``: 404 and 422 for uploads, 422 ``plan_limit``, 409 for a key reused
     with another request, 503 when the broker does not acknowledge the event.
+
+    Sessions are opened only where a step reads the database and closed before anything
+    waits on ``recorder``: requests holding pooled connections while they wait for the
+    recorder could leave it none.
     """
-    user_id = user.id
-    if request.idempotency_key is not None:
-        earlier = await _by_key(session, user_id, request.idempotency_key)
-        if earlier is not None:
-            return await _replay(session, earlier, request, producer, topic, settings)
-    media = await _admit(session, settings=settings, user=user, request=request)
-    job = await _insert(session, user_id=user_id, request=request, media=media)
-    if job is None:
-        # A concurrent request with the same key inserted first.
-        assert request.idempotency_key is not None
-        earlier = await _by_key(session, user_id, request.idempotency_key)
-        assert earlier is not None
-        return await _replay(session, earlier, request, producer, topic, settings)
+    key = request.idempotency_key
+    try:
+        media = await _admit(sessions, settings=settings, caller=caller, request=request)
+    except Problem:
+        # A retry is answered with its job even where the request would no longer pass.
+        earlier = await _by_key(sessions, caller.user_id, key) if key is not None else None
+        if earlier is None:
+            raise
+        return await _replay(earlier, request, recorder, producer, topic, settings)
+    row = _new_job(caller.user_id, request, media)
+    if not await recorder.insert(row):
+        assert key is not None  # only a key can be taken
+        earlier = await _by_key(sessions, caller.user_id, key)
+        assert earlier is not None  # rows with a key are never deleted
+        return await _replay(earlier, request, recorder, producer, topic, settings)
+    job = _job_of(row, request)
     try:
         await emit(producer, topic, requested_envelope(job), timeout_s=settings.jobs.send_timeout_s)
     except Problem:
-        if request.idempotency_key is None:
-            await session.execute(delete(Job).where(Job.id == job.id))
-            await session.commit()
+        if key is None:
+            async with sessions() as session:
+                await session.execute(delete(Job).where(Job.id == job.id))
+                await session.commit()
         raise
-    await _mark_emitted(session, job)
+    await recorder.mark_emitted(job.id)
     return Submitted(job=job, replayed=False)
 
 
 async def _admit(
-    session: AsyncSession, *, settings: ApiSettings, user: User, request: JobRequest
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    settings: ApiSettings,
+    caller: Caller,
+    request: JobRequest,
 ) -> MediaInfo | None:
     """Checks the uploads and plan limits; returns the measurements of the main upload."""
     media: MediaInfo | None = None
-    plan = Plan(user.plan)
-    for use in uploads_of(request.job_input):
-        measured = await usable_upload(
-            session, settings=settings, user_id=user.id, upload_id=use.upload_id, kind=use.kind
-        )
-        if use.primary:
-            media = measured
+    plan = Plan(caller.plan)
+    uses = uploads_of(request.job_input)
+    if uses:
+        async with sessions() as session:
+            for use in uses:
+                measured = await usable_upload(
+                    session,
+                    settings=settings,
+                    user_id=caller.user_id,
+                    upload_id=use.upload_id,
+                    kind=use.kind,
+                )
+                if use.primary:
+                    media = measured
     if request.job_type in _LIMITED_TYPES:
         limits = load_catalog().limits(plan)
         violations = plan_limit_violations(request.job_input, plan=plan, limits=limits, media=media)
@@ -152,47 +181,55 @@ async def _admit(
     return media
 
 
-async def _by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Job | None:
-    found: Job | None = await session.scalar(
-        select(Job).where(Job.user_id == user_id, Job.idempotency_key == key)
-    )
+async def _by_key(
+    sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID, key: str
+) -> Job | None:
+    async with sessions() as session:
+        found: Job | None = await session.scalar(
+            select(Job).where(Job.user_id == user_id, Job.idempotency_key == key)
+        )
     return found
 
 
-async def _insert(
-    session: AsyncSession, *, user_id: uuid.UUID, request: JobRequest, media: MediaInfo | None
-) -> Job | None:
-    """The new row, committed; ``None`` when the user's idempotency key is taken."""
-    now = datetime.now(UTC)
-    statement = (
-        insert(Job)
-        .values(
-            id=_job_id(),
-            user_id=user_id,
-            type=request.job_type.value,
-            status=JobStatus.PENDING.value,
-            input=request.job_input.model_dump(mode="json"),
-            media=media.model_dump(mode="json") if media is not None else None,
-            webhook_url=request.webhook_url,
-            idempotency_key=request.idempotency_key,
-            request_hash=request.request_hash,
-            event_id=str(uuid.uuid4()),
-            event_trace=new_traceparent(),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Job.user_id, Job.idempotency_key])
-        .returning(Job)
+def _new_job(user_id: uuid.UUID, request: JobRequest, media: MediaInfo | None) -> NewJob:
+    return NewJob(
+        id=_job_id(),
+        user_id=user_id,
+        type=request.job_type.value,
+        input=json.dumps(request.stored_input),
+        media=media.model_dump_json() if media is not None else None,
+        webhook_url=request.webhook_url,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash,
+        event_id=str(uuid.uuid4()),
+        event_trace=new_traceparent(),
+        created_at=datetime.now(UTC),
     )
-    job: Job | None = await session.scalar(statement)
-    await session.commit()
-    return job
+
+
+def _job_of(row: NewJob, request: JobRequest) -> Job:
+    """The row ``row`` made, as the database holds it now."""
+    return Job(
+        id=row.id,
+        user_id=row.user_id,
+        type=row.type,
+        status=JobStatus.PENDING.value,
+        input=request.stored_input,
+        media=json.loads(row.media) if row.media is not None else None,
+        webhook_url=row.webhook_url,
+        idempotency_key=row.idempotency_key,
+        request_hash=row.request_hash,
+        event_id=row.event_id,
+        event_trace=row.event_trace,
+        created_at=row.created_at,
+        updated_at=row.created_at,
+    )
 
 
 async def _replay(
-    session: AsyncSession,
     job: Job,
     request: JobRequest,
+    recorder: JobRecorder,
     producer: EventProducer,
     topic: TopicSpec,
     settings: ApiSettings,
@@ -207,15 +244,5 @@ async def _replay(
     if job.emitted_at is None:
         # The first attempt died or failed before the broker acknowledged its event.
         await emit(producer, topic, requested_envelope(job), timeout_s=settings.jobs.send_timeout_s)
-        await _mark_emitted(session, job)
+        await recorder.mark_emitted(job.id)
     return Submitted(job=job, replayed=True)
-
-
-async def _mark_emitted(session: AsyncSession, job: Job) -> None:
-    await session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.emitted_at.is_(None))
-        .values(emitted_at=datetime.now(UTC))
-        .execution_options(synchronize_session=False)
-    )
-    await session.commit()

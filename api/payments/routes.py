@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth.principal import ApiKeyCacheDep
 from api.deps import SessionDep, SettingsDep
 from api.payments.events import (
     CreditPurchase,
@@ -69,6 +70,7 @@ async def payments_webhook(
     request: Request,
     db: SessionDep,
     settings: SettingsDep,
+    cache: ApiKeyCacheDep,
     stripe_signature: Annotated[str | None, Header()] = None,
 ) -> WebhookReceipt:
     secret = settings.payments.webhook_secret.get_secret_value()
@@ -88,7 +90,9 @@ async def payments_webhook(
         if not await _first_delivery(db, event):
             return WebhookReceipt(duplicate=True)
         ignored = await _apply(db, effect, event.id)
-
+    if ignored is None and isinstance(effect, PlanUpdate):
+        # This process's cached API keys carry the old plan; the others' expire soon.
+        cache.forget_user(effect.user_id)
     if ignored is not None:
         level = logging.INFO if ignored.expected else logging.WARNING
         extra = {"payment_event": event.id, "event_type": event.type, "reason": ignored.reason}

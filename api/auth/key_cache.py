@@ -1,0 +1,123 @@
+"""API keys verified recently, remembered for a few seconds so that busy keys skip the database.
+
+Each API process keeps its own cache. An entry lives ``ttl_s`` from the lookup that made it,
+so a key revoked in another process (or straight in the database) stops working everywhere
+within ``ttl_s`` of the revocation; the process that revokes it forgets it at once. The same
+bound holds for what the entry carries (the owner's plan). Only keys the database accepted
+are remembered: refusals always ask it again, so unknown keys cannot fill the cache.
+
+Requests that find the same key missing at the same moment share one lookup: when a busy
+key's entry expires, the database sees one query, not one per request in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+__all__ = ["ApiKeyCache", "KeyOwner"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """What a request needs of a verified key: whose it is and that user's plan."""
+
+    user_id: uuid.UUID
+    plan: str
+    api_key_id: uuid.UUID
+
+
+class ApiKeyCache:
+    """Verified keys by digest, each for ``ttl_s`` seconds, at most ``max_entries`` of them.
+
+    ``ttl_s == 0`` turns it off. ``clock`` is monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        # Insertion order is expiry order: every entry lives the same ttl_s from its put.
+        self._entries: OrderedDict[str, tuple[float, KeyOwner]] = OrderedDict()
+        self._lookups: dict[str, asyncio.Task[KeyOwner | None]] = {}
+        self._forgotten = 0
+        """Counts ``forget_*`` calls: a lookup that overlapped one does not store its answer."""
+
+    @property
+    def ttl_s(self) -> float:
+        return self._ttl_s
+
+    async def owner(
+        self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]]
+    ) -> KeyOwner | None:
+        """The key's owner from the cache, or from ``lookup`` (``None``: not a valid key)."""
+        cached = self.get(key_digest)
+        if cached is not None:
+            return cached
+        task = self._lookups.get(key_digest)
+        if task is None:
+            task = asyncio.ensure_future(self._look_up(key_digest, lookup, self._forgotten))
+            self._lookups[key_digest] = task
+        # Shielded: a caller that goes away must not cancel the lookup the others wait for.
+        return await asyncio.shield(task)
+
+    async def _look_up(
+        self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]], forgotten: int
+    ) -> KeyOwner | None:
+        try:
+            found = await lookup()
+        finally:
+            del self._lookups[key_digest]
+        if found is not None and forgotten == self._forgotten:
+            self.put(key_digest, found)
+        return found
+
+    def get(self, key_digest: str) -> KeyOwner | None:
+        entry = self._entries.get(key_digest)
+        if entry is None:
+            return None
+        expires_at, owner = entry
+        if self._clock() >= expires_at:
+            del self._entries[key_digest]
+            return None
+        return owner
+
+    def put(self, key_digest: str, owner: KeyOwner) -> None:
+        if self._ttl_s <= 0:
+            return
+        now = self._clock()
+        self._entries.pop(key_digest, None)
+        self._entries[key_digest] = (now + self._ttl_s, owner)
+        self._evict(now)
+
+    def forget_key(self, api_key_id: uuid.UUID) -> None:
+        """Drops a revoked key; other processes drop it when its entry expires."""
+        self._forgotten += 1
+        for key_digest in [d for d, (_, o) in self._entries.items() if o.api_key_id == api_key_id]:
+            del self._entries[key_digest]
+
+    def forget_user(self, user_id: uuid.UUID) -> None:
+        """Drops every key of a user whose account changed (its plan, for instance)."""
+        self._forgotten += 1
+        for key_digest in [d for d, (_, o) in self._entries.items() if o.user_id == user_id]:
+            del self._entries[key_digest]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _evict(self, now: float) -> None:
+        while self._entries:
+            oldest_digest, (expires_at, _) = next(iter(self._entries.items()))
+            if expires_at > now and len(self._entries) <= self._max_entries:
+                return
+            del self._entries[oldest_digest]
