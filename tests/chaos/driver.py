@@ -323,7 +323,11 @@ async def _submit_all(
     result = Submissions()
     users = len(accounts)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=api_url, timeout=20, limits=limits) as client:
+    # Requests in flight are bounded below the connection pool: when the API slows down (a
+    # part of it restarting), arrivals wait here instead of timing out in the pool while
+    # the API still works through the ones they abandoned.
+    in_flight = asyncio.Semaphore(48)
+    async with httpx.AsyncClient(base_url=api_url, timeout=60, limits=limits) as client:
         started = time.monotonic()
         give_up = started + deadline_s
 
@@ -335,9 +339,10 @@ async def _submit_all(
             while time.monotonic() < give_up:
                 result.attempts += 1
                 try:
-                    response = await client.post(
-                        "/v1/jobs", json=body, headers={**headers, "Idempotency-Key": key}
-                    )
+                    async with in_flight:
+                        response = await client.post(
+                            "/v1/jobs", json=body, headers={**headers, "Idempotency-Key": key}
+                        )
                 except httpx.HTTPError:
                     await asyncio.sleep(0.5)
                     continue
