@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from contracts import Envelope
+from genstream.db.outages import through_outages
 from genstream.kafka import EventConsumer
 
 ApplyBatch = Callable[[Connection, Sequence[Envelope[Any]]], int]
@@ -40,19 +41,34 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
 
-    def step(self) -> int:
-        """One batch; returns how many events changed the read model."""
+    def step(self, stop: threading.Event | None = None) -> int:
+        """One batch; returns how many events changed the read model.
+
+        While PostgreSQL is unreachable the batch is held and applied again until it goes
+        in; when ``stop`` is set first, its offsets are not committed and it is read again.
+        """
         batch = self._consumer.poll_batch(max_records=self._batch_size, timeout=self._batch_wait_s)
         applied = 0
         if batch.events:
-            with self._engine.begin() as connection:
-                applied = self._apply(connection, [event.envelope for event in batch.events])
+            envelopes = [event.envelope for event in batch.events]
+            outcome = through_outages(
+                lambda: self._apply_in_transaction(envelopes),
+                stop=stop or threading.Event(),
+                what="the projection",
+            )
+            if outcome is None:
+                return 0
+            (applied,) = outcome
         self._consumer.commit_offsets(batch.offsets)
         return applied
 
+    def _apply_in_transaction(self, envelopes: Sequence[Envelope[Any]]) -> int:
+        with self._engine.begin() as connection:
+            return self._apply(connection, envelopes)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.step()
+            self.step(stop)
         _log.info("projection stopped")
 
     def drain(self, *, until: Callable[[], bool], timeout_s: float) -> bool:

@@ -20,6 +20,7 @@ from api.webhooks.policy import RetryPolicy, Verdict, verdict_for
 from api.webhooks.sender import Attempt, Outgoing, Sender
 from api.webhooks.settings import WebhookSettings
 from api.webhooks.store import Claimed, DeliveryStore, host_of
+from genstream.db.outages import through_outages
 from genstream.logs import log_context
 
 __all__ = ["Dispatcher", "policy_of"]
@@ -75,7 +76,10 @@ class Dispatcher:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
-            if self.step() == 0:
+            claimed = through_outages(self.step, stop=stop, what="the webhook delivery")
+            if claimed is None:
+                break
+            if claimed == (0,):
                 # New deliveries and finished workers set the event; the poll is the fallback.
                 self._wake.wait(self._settings.poll_interval_s)
 

@@ -19,6 +19,7 @@ from confluent_kafka import Message
 from api.webhooks.payload import Announcement, announcement
 from api.webhooks.store import DeliveryStore, NewDelivery
 from contracts import ContractError, Envelope
+from genstream.db.outages import through_outages
 from genstream.kafka import EventConsumer
 
 __all__ = ["Intake", "skip_invalid"]
@@ -54,15 +55,28 @@ class Intake:
         self._max_age = timedelta(seconds=max_event_age_s) if max_event_age_s else None
         self._on_recorded = on_recorded
 
-    def step(self) -> int:
-        """One batch; returns how many deliveries it recorded."""
+    def step(self, stop: threading.Event | None = None) -> int:
+        """One batch; returns how many deliveries it recorded.
+
+        While PostgreSQL is unreachable the batch is held and recorded again until it goes
+        in; when ``stop`` is set first, its offsets are not committed and it is read again.
+        """
         batch = self._consumer.poll_batch(max_records=self._batch_size, timeout=0.2)
         owed = [
             (envelope, found)
             for envelope in (event.envelope for event in batch.events)
             if (found := self._announced(envelope)) is not None
         ]
-        recorded = self._store.record(self._deliveries(owed)) if owed else 0
+        recorded = 0
+        if owed:
+            outcome = through_outages(
+                lambda: self._store.record(self._deliveries(owed)),
+                stop=stop or threading.Event(),
+                what="the webhook intake",
+            )
+            if outcome is None:
+                return 0
+            (recorded,) = outcome
         self._consumer.commit_offsets(batch.offsets)
         if recorded:
             _log.info("deliveries recorded", extra={"recorded": recorded})
@@ -103,7 +117,7 @@ class Intake:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.step()
+            self.step(stop)
 
     def drain(self, *, until: Callable[[], bool], timeout_s: float) -> bool:
         """Steps until ``until()`` holds or the deadline passes; returns whether it held."""
