@@ -42,6 +42,19 @@ class BenchConfig:
     overhead_steps: int
     users: int
     """Pro users (submissions rotate over their API keys) and as many free users."""
+    sse_clients: tuple[int, ...]
+    """Event stream clients on one API process, one run (set of repetitions) per count."""
+    sse_clients_per_user: int
+    sse_client_event_rate: float
+    """Events each client receives per second (progress of its user's jobs)."""
+    sse_duration_s: float
+    sse_client_processes: int
+    sse_connect_per_s: float
+    """Streams opened per second, over all client processes."""
+    replay_events: int
+    """Lifecycle events in the log that ``genstream replay rebuild`` replays."""
+    replay_users: int
+    replay_timeout_s: float
     profile: bool
     """Record py-spy profiles of the services during dispatch and pipeline."""
     run_peer: bool
@@ -72,6 +85,15 @@ FULL = BenchConfig(
     overhead_step_ms=50,
     overhead_steps=4,
     users=100,
+    sse_clients=(1000, 10_000),
+    sse_clients_per_user=10,
+    sse_client_event_rate=0.2,
+    sse_duration_s=20.0,
+    sse_client_processes=2,
+    sse_connect_per_s=1000.0,
+    replay_events=1_000_000,
+    replay_users=1000,
+    replay_timeout_s=900.0,
     profile=False,
     run_peer=True,
 )
@@ -89,6 +111,10 @@ QUICK = dataclasses.replace(
     priority_phase_s=4.0,
     overhead_jobs=8,
     users=20,
+    sse_clients=(1000,),
+    sse_duration_s=8.0,
+    replay_events=100_000,
+    replay_users=200,
 )
 
 
@@ -109,6 +135,10 @@ def from_environment(environ: dict[str, str] | None = None) -> BenchConfig:
         overrides["api_workers"] = int(env["BENCH_API_WORKERS"])
     if "BENCH_SUBMIT_RATES" in env:
         overrides["submit_rates"] = tuple(int(r) for r in env["BENCH_SUBMIT_RATES"].split(","))
+    if "BENCH_SSE_CLIENTS" in env:
+        overrides["sse_clients"] = tuple(int(n) for n in env["BENCH_SSE_CLIENTS"].split(","))
+    if "BENCH_REPLAY_EVENTS" in env:
+        overrides["replay_events"] = int(env["BENCH_REPLAY_EVENTS"])
     if "BENCH_PROFILE" in env:
         overrides["profile"] = _flag(env["BENCH_PROFILE"])
     if "BENCH_PEER" in env:

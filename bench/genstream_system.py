@@ -112,10 +112,16 @@ class GenstreamSystem:
         specs[self.sink.name] = self.sink
         return list(specs.values())
 
-    def setup(self) -> None:
+    def setup(self, *, services: bool = True) -> None:
+        """Topics, schema and users; with ``services``, the processors and the users' accounts
+        in them too (which the workloads that only stream events or replay do without)."""
         ensure_topics(self.stack.kafka, self.topics)
         upgrade(self.stack.pg, schema=self.schema)
-        self._create_api_users()
+        self.tokens = self.add_api_users(self.pro_users)
+        if services:
+            self._start_services()
+
+    def _start_services(self) -> None:
         catalog = self.run_dir / "catalog.toml"
         shipped = (Path(__file__).resolve().parents[1] / "contracts" / "catalog.toml").read_text()
         catalog.write_text(bench_catalog(shipped))
@@ -134,13 +140,14 @@ class GenstreamSystem:
         self.clock.start()
         self._open_accounts(changelog)
 
-    def _create_api_users(self) -> None:
+    def add_api_users(self, user_ids: Sequence[str]) -> list[str]:
+        """Pro users with an API key each, in the run's schema; returns their keys."""
         engine = sync_engine(self.stack.pg, schema=self.schema)
         now = datetime.now(UTC)
-        users, keys = [], []
-        for user_id in self.pro_users:
+        users, keys, tokens = [], [], []
+        for user_id in user_ids:
             secret = f"gsk_bench{uuid.uuid4().hex}"
-            self.tokens.append(secret)
+            tokens.append(secret)
             uid = uuid.UUID(user_id)
             users.append({"id": uid, "email": f"bench-{user_id}@example.com", "plan": "PRO"})
             keys.append(
@@ -159,6 +166,7 @@ class GenstreamSystem:
             connection.execute(insert(User), users)
             connection.execute(insert(ApiKey), keys)
         engine.dispose()
+        return tokens
 
     def _open_accounts(self, changelog: str) -> None:
         """Plans and credits for every user, then waits until the processors hold them."""
@@ -226,8 +234,10 @@ class GenstreamSystem:
         purge_outputs(self.stack, [*self.pro_users, *self.free_users])
 
     # -- the API ---------------------------------------------------------------------------------
-    def start_api(self, *, purpose: Literal["submit", "dispatch"]) -> Endpoint:
+    def start_api(self, *, purpose: Literal["submit", "dispatch", "events"]) -> Endpoint:
+        """The API; for ``events`` one process only, its streams fed from the run's topics."""
         topic = self.sink if purpose == "submit" else self.topology.requested
+        workers = 1 if purpose == "events" else self.api_workers
         self.processes.python(
             "api",
             [
@@ -240,7 +250,10 @@ class GenstreamSystem:
                 "--port",
                 str(self.api_port),
                 "--workers",
-                str(self.api_workers),
+                str(workers),
+                # Streams are opened by the thousand: the kernel caps this at somaxconn.
+                "--backlog",
+                "4096",
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -248,13 +261,16 @@ class GenstreamSystem:
             {
                 "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
                 "GENSTREAM_JOBS__REQUESTED_TOPIC": topic.name,
+                "GENSTREAM_READS__PROGRESS_TOPIC": self.workers_topology.progress.name,
                 "BENCH_PG_SCHEMA": self.schema,
             },
         )
         wait_until("the API answers /healthz", self._api_ready, timeout_s=60)
-        return Endpoint(
-            "127.0.0.1", self.api_port, "/v1/jobs", BODY, tuple(self.tokens), self.api_workers
-        )
+        return Endpoint("127.0.0.1", self.api_port, "/v1/jobs", BODY, tuple(self.tokens), workers)
+
+    def api_pid(self) -> int:
+        """The API's process; with one worker, uvicorn serves in the process it started as."""
+        return next(p.pid for p in self.processes.running if p.name == "api")
 
     def _api_ready(self) -> bool:
         self.processes.check()

@@ -29,7 +29,10 @@ from bench.workloads import (
 __all__ = ["run_benchmark"]
 
 _log = logging.getLogger("bench")
-ALL = ("submit", "dispatch", "pipeline", "overhead", "priority")
+ALL = ("submit", "dispatch", "sse", "pipeline", "overhead", "priority", "replay")
+_SERVICES = {"submit", "dispatch", "pipeline", "overhead", "priority"}
+"""The workloads that need the stream processors and the users' accounts in them."""
+_GENSTREAM_ONLY = {"sse", "overhead", "replay"}
 
 
 def _guarded(results: dict[str, Any], name: str, work: Callable[[], dict[str, Any]]) -> None:
@@ -78,7 +81,11 @@ def _genstream(
         profiler.record(label, system.pids(), seconds)
 
     try:
-        system.setup()
+        system.setup(services=bool(only & _SERVICES))
+        if "sse" in only:
+            from bench.sse import run_sse
+
+            _guarded(results, "sse", lambda: run_sse(system, config))
         if "submit" in only:
             _guarded(results, "submit", lambda: run_submit(system, config, hook))
         if only & {"dispatch", "pipeline"}:
@@ -92,9 +99,14 @@ def _genstream(
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
     except Exception as error:
-        _not_run(results, only, error)
+        _not_run(results, only - {"replay"}, error)
     finally:
         _close(system)
+    if "replay" in only:
+        # After the services are gone: the rebuild has the machine to itself.
+        from bench.replay import run_replay
+
+        _guarded(results, "replay", lambda: run_replay(StackSettings(), config, run_id=run_id))
     return results
 
 
@@ -124,7 +136,7 @@ def _peer(config: BenchConfig, run_dir: Path, only: set[str]) -> dict[str, Any]:
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
     except Exception as error:
-        _not_run(results, only - {"overhead"}, error)
+        _not_run(results, only - _GENSTREAM_ONLY, error)
     finally:
         _close(system)
     return results
@@ -140,7 +152,8 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
     began = time.monotonic()
     _log.info("benchmark %s (%s), logs in %s", run_id, "quick" if config.quick else "full", run_dir)
     ours = _genstream(config, run_id, run_dir, chosen, profiler)
-    peer = _peer(config, run_dir, chosen) if config.run_peer else {}
+    shared = chosen - _GENSTREAM_ONLY
+    peer = _peer(config, run_dir, shared) if config.run_peer and shared else {}
     machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     notes = [
         "Latencies are measured from each request's scheduled send time (open loop) to the "
@@ -150,6 +163,10 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
         "directly, the peer's are apply_async calls: neither goes through HTTP there.",
         "The processors run with a catalog whose concurrency caps are lifted (thousands of "
         "queued jobs per user); prices and tiers are the shipped ones.",
+        "sse: one API process; latency from each progress event's scheduled (stamped) time to "
+        "a client's receipt; memory is the API's resident set growth per open stream.",
+        "replay: events_per_s counts the events of both topics the rebuild replayed, over the "
+        "whole genstream replay rebuild command (start, replay, comparison, exit).",
     ]
     document = build_document(
         config={**config.as_dict(), "run_id": run_id, "logs": str(run_dir)},

@@ -32,7 +32,14 @@ from contracts import (
 )
 from genstream.db.read_model import JobEventRow
 
-__all__ = ["LIFECYCLE_TYPES", "TERMINAL_TYPES", "StoredJobs", "refold_jobs", "store_job_events"]
+__all__ = [
+    "LIFECYCLE_TYPES",
+    "TERMINAL_TYPES",
+    "StoredJobs",
+    "event_row",
+    "refold_jobs",
+    "store_job_events",
+]
 
 TERMINAL_TYPES: Final = frozenset(
     model.wire_type() for model in (JobCompleted, JobFailed, JobCancelled, JobExpired, JobRejected)
@@ -69,7 +76,8 @@ class StoredJobs:
     """Users whose jobs gained events, to be woken."""
 
 
-def _row(envelope: Envelope[Any]) -> dict[str, Any]:
+def event_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The ``job_events`` row of a lifecycle event."""
     return {
         "event_id": envelope.id,
         "job_id": envelope.subject,
@@ -90,7 +98,7 @@ def store_job_events(connection: Connection, envelopes: Sequence[Envelope[Any]])
     for envelope in envelopes:
         if envelope.type in LIFECYCLE_TYPES:
             unique.setdefault(envelope.id, envelope)
-    rows = [_row(envelope) for envelope in unique.values()]
+    rows = [event_row(envelope) for envelope in unique.values()]
     table = JobEventRow.__table__
     inserted: list[tuple[str, str]] = []
     for start in range(0, len(rows), _INSERT_CHUNK):

@@ -77,6 +77,22 @@ _ADD_TO_BALANCE = text(
 )
 
 
+def ledger_row(envelope: Envelope[Any]) -> dict[str, Any]:
+    """The ``credit_ledger`` row of a ledger event."""
+    move = movement(envelope.data)
+    return {
+        "event_id": envelope.id,
+        "user_id": envelope.user_id,
+        "kind": move.kind,
+        "amount": move.available,
+        "reserved_change": move.reserved,
+        "job_id": move.job_id,
+        "idempotency_key": move.idempotency_key,
+        "detail": (move.detail or "")[:255] or None,
+        "occurred_at": envelope.time,
+    }
+
+
 def first_copies(envelopes: Sequence[Envelope[Any]]) -> list[Envelope[Any]]:
     """One envelope per event id, the first copy of each, in order.
 
@@ -95,22 +111,7 @@ def apply_ledger_events(connection: Connection, envelopes: Sequence[Envelope[Any
 
     Idempotent by event id: a redelivered event inserts no row and moves no balance.
     """
-    rows = []
-    for envelope in first_copies(envelopes):
-        move = movement(envelope.data)
-        rows.append(
-            {
-                "event_id": envelope.id,
-                "user_id": envelope.user_id,
-                "kind": move.kind,
-                "amount": move.available,
-                "reserved_change": move.reserved,
-                "job_id": move.job_id,
-                "idempotency_key": move.idempotency_key,
-                "detail": (move.detail or "")[:255] or None,
-                "occurred_at": envelope.time,
-            }
-        )
+    rows = [ledger_row(envelope) for envelope in first_copies(envelopes)]
     if not rows:
         return 0
     table = CreditLedgerEntry.__table__

@@ -44,7 +44,9 @@ def _replace_log(
             f"""
             DELETE FROM {table} AS l WHERE NOT EXISTS (
                 SELECT 1 FROM {rebuilt}.{table} AS r
-                WHERE ({live_row}) IS NOT DISTINCT FROM ({rebuilt_row})
+                -- The key first: a join the planner can hash, not a nested loop over both.
+                WHERE l.event_id = r.event_id
+                    AND ({live_row}) IS NOT DISTINCT FROM ({rebuilt_row})
             )
             """  # noqa: S608 - quoted schema, constant names
         )

@@ -21,6 +21,8 @@ def _ours() -> dict[str, Any]:
         "pipeline": {"jobs_per_s": 1200.0},
         "priority": {"pro_wait_p99_ms": 140.0, "pro_wait_limit_ms": 150, "free_share": 0.2},
         "overhead": {"ratio": 0.99},
+        "sse": {"p99_ms_at_10000": 40.0, "rss_kib_per_client_at_10000": 35.0},
+        "replay": {"events_per_s": 60_000.0},
     }
 
 
@@ -61,8 +63,8 @@ def test_document_has_every_workload_and_placeholders() -> None:
         "notes",
     ):
         assert key in document
-    assert document["sse"] == {"status": "pending"}
-    assert document["replay"] == {"status": "pending"}
+    assert document["sse"]["p99_ms_at_10000"] == 40.0
+    assert document["replay"]["events_per_s"] == 60_000.0
     assert set(document["peer_celery"]) == {"submit", "dispatch", "pipeline"}
     assert document["generated_at"] == "2026-01-01T00:00:00+00:00"
     json.dumps(document)  # serialisable as it is
@@ -89,12 +91,16 @@ def test_targets_are_judged_against_numbers_and_measured_limits() -> None:
     assert verdicts["priority_pro_wait"]["met"] is True
     assert verdicts["priority_free_share"]["met"] is True
     assert verdicts["overhead_ratio"]["met"] is True
+    assert verdicts["sse_p99"]["met"] is True
+    assert verdicts["sse_memory"]["met"] is False
+    assert verdicts["replay_rate"]["met"] is True
 
 
 def test_a_target_without_a_figure_is_not_measured() -> None:
     document = build_document(config={}, machine={}, ours={}, peer={})
     assert all(verdict["met"] is None for verdict in document["targets"])
     assert document["submit"] == {"status": "not_run"}
+    assert document["sse"] == {"status": "not_run"}
 
 
 def test_table_shows_figures_spread_peer_ratio_and_verdicts() -> None:
@@ -103,7 +109,6 @@ def test_table_shows_figures_spread_peer_ratio_and_verdicts() -> None:
     assert "10 [9-12]" in row
     assert " 20 " in row
     assert "0.5" in row
-    assert "sse" in table
-    assert "pending" in table
+    assert "sse.p99_ms_at_10000" in table
     assert "MISSED" in table
     assert "met" in table

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import pytest
 
 from contracts import (
+    REGISTRY,
     ContractError,
     EncodeError,
     Envelope,
@@ -19,6 +20,7 @@ from contracts import (
     MalformedEventError,
     UnknownEventType,
     UnsupportedVersionError,
+    codec,
     decode,
     encode,
     kafka_headers,
@@ -206,3 +208,72 @@ def test_every_decode_error_is_a_contract_error() -> None:
         EncodeError,
     ):
         assert issubclass(error, ContractError)
+
+
+def _canonical() -> tuple[bytes, list[tuple[str, str | bytes | None]]]:
+    envelope = Envelope.wrap(
+        JobCancelled(job_id="job-1", reason="a:b"), user_id="user-1", source="tests"
+    )
+    return encode(envelope), list[tuple[str, str | bytes | None]](kafka_headers(envelope))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(b'{"specversion"', b'{"source":"x","specversion"', id="first-wins"),
+        pytest.param(b',"subject"', b',"source":"x","subject"', id="last-wins"),
+        pytest.param(b'"reason"', b'"reason":"c","reason"', id="in-data"),
+        pytest.param(b',"subject"', b',"\\u0073ource":"x","subject"', id="escaped"),
+        pytest.param(b',"subject"', b',"source":"tests","subject"', id="same-value"),
+        pytest.param(b',"subject"', b',"source" : "x","subject"', id="spaced"),
+    ],
+)
+def test_duplicate_keys_are_refused_with_headers_too(old: bytes, new: bytes) -> None:
+    value, headers = _canonical()
+    assert value.count(old) == 1
+    with pytest.raises(MalformedEventError, match="duplicate key"):
+        decode(value.replace(old, new), headers)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(b"", b"", id="canonical"),
+        pytest.param(b'"reason":"a:b"', b'"reason" : "a\\u003ab"', id="escaped-colon"),
+        pytest.param(b'{"specversion":"1.0",', b"{", id="default-left-out"),
+        pytest.param(b'"job_id":"job-1"', b'"job_id":\t"job-1"', id="whitespace"),
+        pytest.param(b'"type"', b'"ty\\u0070e"', id="escaped-key"),
+    ],
+)
+def test_records_read_once_or_checked_read_the_same(old: bytes, new: bytes) -> None:
+    """Only a record that is its envelope's own encoding skips the checking parser; any
+    other reads the long way, to the same envelope."""
+    value, headers = _canonical()
+    changed = value.replace(old, new)
+    once = codec._decode_canonical(changed, headers, REGISTRY)
+    assert (once is not None) == (changed == value)
+    assert decode(changed, headers) == codec._decode_checked(changed, headers, REGISTRY)
+
+
+def test_every_stored_sample_reads_the_same_with_its_headers(samples: dict[str, bytes]) -> None:
+    for wire_type, sample in samples.items():
+        envelope = decode(sample)
+        headers = kafka_headers(envelope)
+        assert decode(sample, headers) == envelope, wire_type
+        assert decode(encode(envelope), headers) == envelope, wire_type
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ce_type", b"genstream.job.started.v1"),
+        ("ce_id", b"another-id"),
+        ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"),
+        ("ce_type", b"\xff"),
+    ],
+)
+def test_canonical_records_with_disagreeing_headers_are_refused(name: str, value: bytes) -> None:
+    canonical, headers = _canonical()
+    for changed in ([(name, value), *headers], [*headers, (name, value)]):
+        with pytest.raises(HeaderMismatchError):
+            decode(canonical, changed)
