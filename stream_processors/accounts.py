@@ -52,17 +52,25 @@ RECENT_LIMIT = 1000
 VIDEO_TYPES = frozenset({JobType.VIDEO_GENERATE, JobType.VIDEO_ENHANCE})
 
 
-class Hold(BaseModel):
+class Reservation(BaseModel):
+    """What a job's acceptance reserved: all its acceptance events say, to write them again."""
+
+    # States stored before closed jobs were kept this compactly hold a whole ``Hold`` here.
+    model_config = ConfigDict(extra="ignore")
+
+    amount: int
+    job_type: JobType
+    tier: Tier
+
+
+class Hold(Reservation):
     """An accepted job that has not finished: its credits, plan usage and how it was queued."""
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int
     requested_at: datetime
-    job_type: JobType
     input: JobInput
     webhook_url: str | None = None
-    tier: Tier
     deadline: datetime
     video_minutes: int = 0
     counts_as_video: bool = False
@@ -77,7 +85,7 @@ class Closed(BaseModel):
     how: Literal["rejected", "completed", "failed", "cancelled", "expired"]
     reason: str = ""
     detail: str = ""
-    accepted: Hold | None = None
+    accepted: Reservation | None = None
     """The job's acceptance, for jobs that ran or were queued."""
     cancelled_here: bool = False
     """Cancelled by the processors while queued (they wrote the ``JobCancelled``)."""
@@ -166,29 +174,32 @@ def _plan_refusal(account: Account, request: JobRequested, catalog: Catalog) -> 
     return None
 
 
-def _acceptance(job_id: str, hold: Hold, *, dispatch: bool) -> list[Event]:
+def _acceptance(job_id: str, reserved: Reservation) -> list[Event]:
     """The events of an acceptance; rebuilt identically whenever they must be written again."""
-    events: list[Event] = [
+    return [
         JobAccepted(
-            job_id=job_id, job_type=hold.job_type, tier=hold.tier, credits_reserved=hold.amount
+            job_id=job_id,
+            job_type=reserved.job_type,
+            tier=reserved.tier,
+            credits_reserved=reserved.amount,
         ),
-        CreditsReserved(job_id=job_id, amount=hold.amount, idempotency_key=f"reserve:{job_id}"),
+        CreditsReserved(job_id=job_id, amount=reserved.amount, idempotency_key=f"reserve:{job_id}"),
     ]
-    if dispatch:
-        # Only for jobs still open: a finished job is never queued again.
-        events.append(
-            JobQueued(
-                job_id=job_id,
-                job_type=hold.job_type,
-                tier=hold.tier,
-                input=hold.input,
-                attempt=1,
-                topic=tier_topic(hold.job_type, hold.tier),
-                webhook_url=hold.webhook_url,
-                deadline=hold.deadline,
-            )
-        )
-    return events
+
+
+def _dispatch(job_id: str, hold: Hold) -> list[Event]:
+    """The acceptance of a job still open and its dispatch: a finished job is never queued again."""
+    queued = JobQueued(
+        job_id=job_id,
+        job_type=hold.job_type,
+        tier=hold.tier,
+        input=hold.input,
+        attempt=1,
+        topic=tier_topic(hold.job_type, hold.tier),
+        webhook_url=hold.webhook_url,
+        deadline=hold.deadline,
+    )
+    return [*_acceptance(job_id, hold), queued]
 
 
 def _closing(job_id: str, closed: Closed) -> list[Event]:
@@ -228,11 +239,11 @@ def _replay_request(account: Account, job_id: str) -> list[Event]:
     """
     hold = account.holds.get(job_id)
     if hold is not None:
-        return _acceptance(job_id, hold, dispatch=True)
+        return _dispatch(job_id, hold)
     closed = account.closed[job_id]
     if closed.accepted is None:
         return _closing(job_id, closed)
-    return _acceptance(job_id, closed.accepted, dispatch=False) + _closing(job_id, closed)
+    return _acceptance(job_id, closed.accepted) + _closing(job_id, closed)
 
 
 def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Outcome:
@@ -282,7 +293,7 @@ def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Ou
     account.holds[job_id] = hold
     account.month_video_minutes += minutes
     account.lifetime_videos += int(is_video)
-    return account, _acceptance(job_id, hold, dispatch=True)
+    return account, _dispatch(job_id, hold)
 
 
 def _reject(account: Account, job_id: str, reason: RejectReason, detail: str) -> Outcome:
@@ -306,8 +317,14 @@ def _close(
     hold = account.holds.pop(job_id, None)
     if hold is None:
         return []
+    # Only what writing the acceptance again needs: closed jobs are most of a stored state.
+    accepted = Reservation(amount=hold.amount, job_type=hold.job_type, tier=hold.tier)
     closed = Closed(
-        how=how, reason=reason, detail=detail[:500], accepted=hold, cancelled_here=cancelled_here
+        how=how,
+        reason=reason,
+        detail=detail[:500],
+        accepted=accepted,
+        cancelled_here=cancelled_here,
     )
     _remember(account.closed, job_id, closed)
     if how != "completed":
@@ -319,8 +336,9 @@ def _close(
 
 def job_started(account: Account, event: JobStarted) -> Outcome:
     hold = account.holds.get(event.job_id)
-    if hold is not None:
-        hold.status = "running"
+    if hold is not None and hold.status != "running":
+        # A new hold, not the one changed in place: the caller's account shares it.
+        account.holds[event.job_id] = hold.model_copy(update={"status": "running"})
     return account, []
 
 
@@ -386,6 +404,22 @@ def overdue(account: Account, now: datetime) -> list[JobExpired]:
     ]
 
 
+def _copy(account: Account) -> Account:
+    """A copy that the operations may change without changing ``account``.
+
+    They change the account's fields and collections but never a hold or closed job in
+    place, so those are shared: copying them deeply costs as much as the whole state.
+    """
+    return account.model_copy(
+        update={
+            "holds": dict(account.holds),
+            "closed": dict(account.closed),
+            "idempotency": dict(account.idempotency),
+            "ledger_keys": dict(account.ledger_keys),
+        }
+    )
+
+
 def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:
     """Routes one event to its operation on a copy of ``account``; the input stays as it was.
 
@@ -393,7 +427,7 @@ def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:
     either, but writes the events it caused the first time again, identical, so that output
     lost in a crash is not lost for good (readers drop the repeats by event id).
     """
-    account = account.model_copy(deep=True)
+    account = _copy(account)
     match event:
         case JobRequested():
             return request_job(account, event, catalog)

@@ -10,9 +10,10 @@ Two agents:
 
 The guarantee is ``at_least_once`` with idempotent effects: an input seen again after a crash
 changes no state and writes the events it caused once more, with the same ids (one per kind
-of event and job), which readers drop. Faust's ``exactly_once`` (Kafka transactions) can be
-chosen, but against this broker its output did not become visible to read-committed readers
-reliably, so it is not the default.
+of event and job), which readers drop. An input is acknowledged, and so committed, only once
+the brokers hold everything it caused (``stream_processors.acks``). Faust's ``exactly_once``
+(Kafka transactions) can be chosen, but against this broker its output did not become visible
+to read-committed readers reliably, so it is not the default.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ from contracts.topics import USER_PARTITIONS
 from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
 from stream_processors import faust_recovery, metrics
+from stream_processors.account_table import AccountTable
 from stream_processors.accounts import Account, apply, overdue
+from stream_processors.acks import Acknowledger
 from stream_processors.depth import tier_depths
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
@@ -116,10 +119,18 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         )
 
     outputs = {spec.name: raw_topic(spec) for spec in topology.all_topics}
-    # Keys and values go through the app's default JSON codec: the state is a plain dict.
-    accounts = app.Table("accounts", default=None, partitions=USER_PARTITIONS)
+    # Keys go through the app's default JSON codec, values are an account's JSON as it is.
+    accounts = AccountTable(
+        app.Table("accounts", default=None, partitions=USER_PARTITIONS, value_type=bytes)
+    )
 
-    async def park(event: EventT[Any], error: ContractError) -> None:
+    async def forget_live_accounts(*_: Any, **__: Any) -> None:
+        accounts.forget()
+
+    app.on_partitions_revoked.connect(forget_live_accounts)
+    app.on_partitions_assigned.connect(forget_live_accounts)
+
+    async def park(event: EventT[Any], error: ContractError, acks: Acknowledger) -> None:
         metrics.DEAD_LETTERS.labels(event.message.topic).inc()
         headers = parked_headers(
             _headers(event),
@@ -129,25 +140,23 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             consumer=settings.processors_app_id,
             error=error,
         )
-        await outputs[topology.deadletter.name].send(
+        parked = await outputs[topology.deadletter.name].send(
             key=event.key, value=event.value, headers=headers
         )
+        acks.caused(parked)
         _log.warning("record parked on the dead-letter topic: %s", error)
 
-    async def decoded(
-        stream: faust.StreamT[Any],
-    ) -> AsyncIterator[tuple[EventT[Any], Envelope[Any]]]:
-        async for event in stream.events():
+    async def decoded(acks: Acknowledger) -> AsyncIterator[tuple[EventT[Any], Envelope[Any]]]:
+        async for event in acks.events():
             try:
                 envelope = decode(event.value, _headers(event))
             except ContractError as error:
-                await park(event, error)
+                await park(event, error, acks)
                 continue
             metrics.EVENTS.labels(event.message.topic, envelope.type).inc()
             yield event, envelope
 
-    async def write(cause: Envelope[Any], caused: list[Event]) -> None:
-        deliveries = []
+    async def write(cause: Envelope[Any], caused: list[Event], acks: Acknowledger) -> None:
         for data in caused:
             envelope = Envelope.wrap(
                 data,
@@ -161,9 +170,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                 delivery = await outputs[spec.name].send(
                     key=partition_key(envelope, spec), value=value, headers=headers
                 )
-                deliveries.append(delivery)
-        # The input is acknowledged only once what it caused is on the broker.
-        await asyncio.gather(*deliveries)
+                acks.caused(delivery)
 
     def observe(before: Account, cause: Envelope[Any], caused: list[Event]) -> None:
         for data in caused:
@@ -179,22 +186,24 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     metrics.RESERVE_TO_CLOSE.labels(outcome).observe(max(0.0, waited))
 
     async def account_agent(stream: faust.StreamT[Any]) -> None:
-        async for _, envelope in decoded(stream):
-            stored = accounts.get(envelope.user_id)
-            before = Account() if stored is None else Account.model_validate(stored)
+        acks = Acknowledger(stream, on_batch_end=accounts.flush)
+        async for event, envelope in decoded(acks):
+            before = accounts.get(envelope.user_id)
             after, caused = apply(before, envelope.data, prices)
             if after != before:
-                accounts[envelope.user_id] = after.model_dump(mode="json")
+                accounts.set(envelope.user_id, after, partition=event.message.partition)
             observe(before, envelope, caused)
-            await write(envelope, caused)
+            await write(envelope, caused, acks)
 
     async def outcome_agent(stream: faust.StreamT[Any]) -> None:
         forward = outputs[topology.outcomes.name]
-        async for event, envelope in decoded(stream):
+        acks = Acknowledger(stream)
+        async for event, envelope in decoded(acks):
             if isinstance(envelope.data, _OUTCOME_TYPES):
-                await forward.send(
+                delivery = await forward.send(
                     key=envelope.user_id.encode(), value=event.value, headers=_headers(event)
                 )
+                acks.caused(delivery)
 
     inputs = app.topic(
         *(spec.name for spec in topology.account_inputs),
@@ -220,8 +229,8 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                 del expiries_sent[job_id]
         lifecycle = outputs[topology.lifecycle.name]
         deliveries = []
-        for user_id, stored in list(accounts.items()):
-            for expiry in overdue(Account.model_validate(stored), now):
+        for user_id, account in list(accounts.items()):
+            for expiry in overdue(account, now):
                 if expiry.job_id in expiries_sent:
                     continue
                 expiries_sent[expiry.job_id] = clock
