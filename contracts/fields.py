@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field
 
-from contracts.traceparent import TraceParent
+from contracts.traceparent import checked_traceparent
 
 __all__ = [
     "BlurHash",
@@ -35,7 +35,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _check_traceparent(value: str) -> str:
-    return TraceParent.parse(value).format()
+    return checked_traceparent(value)
 
 
 Id = Annotated[

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from contracts.errors import InvalidTraceparentError
 
-__all__ = ["TraceParent", "child_traceparent", "new_traceparent", "parse_traceparent"]
+__all__ = [
+    "TraceParent",
+    "checked_traceparent",
+    "child_traceparent",
+    "new_traceparent",
+    "parse_traceparent",
+]
 
 _VERSION = "00"
 _PATTERN = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -78,6 +84,20 @@ def _random_hex(num_bytes: int) -> str:
         value = secrets.token_hex(num_bytes)
         if value.strip("0"):
             return value
+
+
+def checked_traceparent(value: str) -> str:
+    """``value`` if it is a valid version-00 ``traceparent`` (already in canonical form);
+    raises ``InvalidTraceparentError`` otherwise. Cheaper than a parse on every event."""
+    match = _PATTERN.fullmatch(value)
+    if match is None:
+        raise InvalidTraceparentError(f"malformed traceparent {value!r}")
+    trace_id, parent_id, _ = match.groups()
+    if trace_id == "0" * 32:
+        raise InvalidTraceparentError(f"invalid trace id {trace_id!r}")
+    if parent_id == "0" * 16:
+        raise InvalidTraceparentError(f"invalid parent id {parent_id!r}")
+    return value
 
 
 def parse_traceparent(value: str) -> TraceParent:

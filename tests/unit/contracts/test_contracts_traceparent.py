@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import InvalidTraceparentError, TraceParent, child_traceparent, new_traceparent
-from contracts.traceparent import parse_traceparent
+from contracts.traceparent import checked_traceparent, parse_traceparent
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -61,6 +61,13 @@ def test_child_keeps_the_trace_and_changes_the_span() -> None:
 def test_malformed_values_are_refused(value: str) -> None:
     with pytest.raises(InvalidTraceparentError):
         TraceParent.parse(value)
+    # The check envelopes run agrees with the full parse on every value.
+    with pytest.raises(InvalidTraceparentError):
+        checked_traceparent(value)
+
+
+def test_the_check_returns_a_valid_value_as_it_came() -> None:
+    assert checked_traceparent(VALID) == VALID == TraceParent.parse(VALID).format()
 
 
 def test_invalid_fields_are_refused() -> None:
