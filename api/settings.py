@@ -40,8 +40,8 @@ class AuthSettings(BaseModel):
     """Credits granted at registration."""
     api_key_cache_s: float = Field(default=5.0, ge=0, le=60)
     """How long a process believes an API key it verified before asking the database again
-    (job submission); a key revoked in another process keeps working there this long at most.
-    0 asks every time."""
+    (job submission and event streams); a key revoked in another process keeps working there
+    this long at most. 0 asks every time."""
     api_key_cache_size: int = Field(default=10_000, ge=1)
     """Most API keys one process remembers."""
 

@@ -4,7 +4,8 @@ browsers' ``EventSource``, which cannot send headers.
 Only short-lived access tokens are taken from the query string, where proxies and browser
 history may keep them; long-lived API keys there are refused. A stream lasts no longer
 than the access token that opened it: the client reconnects with a fresh one and its last
-event id.
+event id. An API key verified in the last ``auth.api_key_cache_s`` seconds is believed
+without asking the database again, as on job submission.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth.api_keys import looks_like_api_key
-from api.auth.principal import current_principal, unauthorized
+from api.auth.principal import current_caller, unauthorized
 from api.auth.tokens import InvalidTokenError, verify_access_token
 from api.deps import SettingsDep
 
@@ -57,19 +57,19 @@ async def stream_caller(
         if looks_like_api_key(access_token):
             raise unauthorized("API keys are accepted in the Authorization header only")
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=access_token)
-    # A session of its own, closed before the stream starts: a request-scoped one would
-    # hold a pooled connection for as long as the stream stays open.
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with sessions() as db:
-        principal = await current_principal(db, settings, credentials)
+    # An API key may be believed from the process's cache, as on other hot routes: streams
+    # open by the thousand, several on one key. Either way no database session outlives
+    # this call; one held by the request would hold a pooled connection for as long as the
+    # stream stays open.
+    caller = await current_caller(request, credentials)
     ends_at = None
-    if principal.session_id is not None and credentials is not None:
+    if caller.api_key_id is None and credentials is not None:
         try:
             expires = verify_access_token(settings.auth, credentials.credentials).expires_at
         except InvalidTokenError:
             raise unauthorized("invalid or expired access token") from None
         ends_at = time.monotonic() + (expires - datetime.now(UTC)).total_seconds()
-    return StreamCaller(user_id=principal.user.id, ends_at=ends_at)
+    return StreamCaller(user_id=caller.user_id, ends_at=ends_at)
 
 
 StreamCallerDep = Annotated[StreamCaller, Depends(stream_caller)]

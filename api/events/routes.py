@@ -10,13 +10,14 @@ past that point it answers 204, which tells ``EventSource`` to stop reconnecting
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import status as http_status
 
 from api.events.auth import StreamCaller, StreamCallerDep
-from api.events.hub import EventHub
+from api.events.hub import EventHub, Gone, Subscription
 from api.events.ids import parse_event_id
 from api.events.response import EventStreamResponse
 from api.events.stream import LifecycleReader, StoredJobEvent, StreamOptions, event_stream
@@ -56,9 +57,7 @@ def _hub(request: Request) -> EventHub:
     return hub
 
 
-async def _resume_point(
-    reader: LifecycleReader, header: str | None, query: str | None
-) -> int | None:
+async def _resume_point(hub: EventHub, header: str | None, query: str | None) -> int | None:
     given = header or query
     if not given:
         return None
@@ -66,7 +65,7 @@ async def _resume_point(
         seq = parse_event_id(given).seq
     except ValueError as error:
         raise Problem(400, str(error), type_="invalid_event_id") from None
-    if seq > await reader.latest_seq():
+    if seq > await hub.latest_seq():
         raise Problem(400, "the event id is not one this stream issued", type_="invalid_event_id")
     return seq
 
@@ -86,26 +85,30 @@ def _links(settings: ApiSettings, user_id: str) -> Any:
     return links
 
 
-async def _open(
-    request: Request, caller: StreamCaller, *, job_id: str | None, start: int
+def _open(
+    request: Request,
+    caller: StreamCaller,
+    subscription: Subscription,
+    *,
+    start: int,
 ) -> EventStreamResponse:
     settings: ApiSettings = request.app.state.settings
     hub = _hub(request)
-    user_id = str(caller.user_id)
-    subscription = hub.subscribe(user_id=user_id, job_id=job_id)
-    chunks = event_stream(
-        subscription,
-        LifecycleReader(request.app.state.engine),
-        start=start,
-        options=StreamOptions(
-            heartbeat_s=settings.reads.sse_heartbeat_s,
-            retry_ms=settings.reads.sse_retry_ms,
-            ends_at=caller.ends_at,
-        ),
-        links=_links(settings, user_id),
+    reader = LifecycleReader(request.app.state.engine)
+    options = StreamOptions(
+        heartbeat_s=settings.reads.sse_heartbeat_s,
+        retry_ms=settings.reads.sse_retry_ms,
+        ends_at=caller.ends_at,
     )
+    links = _links(settings, subscription.user_id)
+
+    def chunks(gone: Gone) -> AsyncGenerator[bytes, None]:
+        return event_stream(
+            subscription, reader, start=start, options=options, links=links, gone=gone
+        )
+
     return EventStreamResponse(
-        chunks, overflowed=subscription.overflowed, on_close=lambda: hub.unsubscribe(subscription)
+        chunks, subscription=subscription, on_close=lambda: hub.unsubscribe(subscription)
     )
 
 
@@ -128,15 +131,17 @@ async def job_events(
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> Response:
-    reader = LifecycleReader(request.app.state.engine)
+    hub = _hub(request)
     async with request.app.state.sessions() as session:
         await own_job(session, caller.user_id, job_id)
-    start = await _resume_point(reader, last_event_id, last_event_id_query)
-    ended_at = await reader.terminal_seq(job_id)
-    if start is not None and ended_at is not None and ended_at <= start:
-        return Response(status_code=http_status.HTTP_204_NO_CONTENT)
-    await _hub(request).ensure_started()
-    return await _open(request, caller, job_id=job_id, start=start or 0)
+    start = await _resume_point(hub, last_event_id, last_event_id_query)
+    if start is not None:
+        ended_at = await LifecycleReader(request.app.state.engine).terminal_seq(job_id)
+        if ended_at is not None and ended_at <= start:
+            return Response(status_code=http_status.HTTP_204_NO_CONTENT)
+    await hub.ensure_started()
+    subscription = hub.subscribe(user_id=str(caller.user_id), job_id=job_id)
+    return _open(request, caller, subscription, start=start or 0)
 
 
 @router.get(
@@ -153,11 +158,19 @@ async def all_events(
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> Response:
-    reader = LifecycleReader(request.app.state.engine)
-    start = await _resume_point(reader, last_event_id, last_event_id_query)
-    await _hub(request).ensure_started()
-    if start is None:
-        # From now: an event committed after this read has a greater seq, and the stream's
-        # first read takes it.
-        start = await reader.latest_seq()
-    return await _open(request, caller, job_id=None, start=start)
+    hub = _hub(request)
+    start = await _resume_point(hub, last_event_id, last_event_id_query)
+    await hub.ensure_started()
+    user_id = str(caller.user_id)
+    if start is not None:
+        subscription = hub.subscribe(user_id=user_id, job_id=None)
+        return _open(request, caller, subscription, start=start)
+    # From now: subscribed first, so an event committed after the read below is announced
+    # to this stream, whose first read then takes it.
+    subscription = hub.subscribe(user_id=user_id, job_id=None, lifecycle_due=False)
+    try:
+        start = await hub.latest_seq()
+    except BaseException:
+        hub.unsubscribe(subscription)
+        raise
+    return _open(request, caller, subscription, start=start)

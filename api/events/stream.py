@@ -8,7 +8,6 @@ one, and resuming after it loses nothing.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.events.hub import Subscription
+from api.events.hub import Gone, Subscription
 from api.events.ids import StreamPosition, comment, frame
 from api.events.metrics import EVENTS_SENT
 from api.projection.jobs import TERMINAL_TYPES
@@ -62,14 +61,6 @@ class LifecycleReader:
         async with self._engine.connect() as connection:
             rows = await connection.execute(query)
             return [StoredJobEvent(*row) for row in rows]
-
-    async def latest_seq(self) -> int:
-        """Every event at or below this is committed (the projection commits in order)."""
-        async with self._engine.connect() as connection:
-            latest = await connection.scalar(
-                select(JobEventRow.seq).order_by(JobEventRow.seq.desc()).limit(1)
-            )
-        return int(latest or 0)
 
     async def terminal_seq(self, job_id: str) -> int | None:
         """Where the job's first terminal event is stored; ``None`` while it runs."""
@@ -134,12 +125,16 @@ async def event_stream(
     start: int,
     options: StreamOptions,
     links: Links,
+    gone: Gone,
 ) -> AsyncGenerator[bytes, None]:
-    """The stream's bytes; a one-job stream ends after the job's terminal event."""
+    """The stream's bytes; a one-job stream ends after the job's terminal event.
+
+    It ends too when ``gone`` (which waits on the client's connection) returns, and when
+    the client overflows its buffer.
+    """
     position = StreamPosition(start)
     yield f"retry: {options.retry_ms}\n".encode() + comment("stream open")
-    while True:
-        subscription.signal.clear()
+    while not subscription.overflowed:
         if subscription.take_lifecycle_due():
             while True:
                 events = await reader.after(
@@ -155,17 +150,13 @@ async def event_stream(
         for envelope in subscription.take_progress():
             position = StreamPosition(position.seq, position.progress + 1)
             yield _progress_frame(envelope, position)
-        if subscription.signal.is_set():
-            continue
         wait_s = options.heartbeat_s
         if options.ends_at is not None:
             wait_s = min(wait_s, options.ends_at - time.monotonic())
             if wait_s <= 0:
                 return
-        try:
-            # In the stream's own task: wait_for would start a task for the wait, one more
-            # per idle stream.
-            async with asyncio.timeout(wait_s):
-                await subscription.signal.wait()
-        except TimeoutError:
+        woke = await subscription.wait(wait_s, gone)
+        if woke == "gone":
+            return
+        if woke == "quiet":
             yield comment("heartbeat")
