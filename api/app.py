@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from api.auth.key_cache import ApiKeyCache
+from api.auth.key_revocations import watch_revocations
 from api.body_limit import BodyLimitMiddleware
 from api.events import EventHub
 from api.health import router as health_router
@@ -37,6 +39,9 @@ def create_app(
     """
 
     event_hub = EventHub(engine=engine, kafka=settings.kafka, settings=settings.reads)
+    api_key_cache = ApiKeyCache(
+        ttl_s=settings.auth.api_key_cache_s, max_entries=settings.auth.api_key_cache_size
+    )
     recorder = JobRecorder(
         engine=engine,
         max_batch=settings.jobs.write_batch_max,
@@ -50,7 +55,16 @@ def create_app(
         # and over while requests allocate.
         gc.collect()
         gc.freeze()
+        watcher = None
+        if settings.auth.api_key_cache_s > 0:
+            conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            watcher = asyncio.create_task(
+                watch_revocations(conninfo, api_key_cache), name="api-key-revocations"
+            )
         yield
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         await recorder.close()
         await event_hub.close()
         if dispose_engine:
@@ -69,9 +83,7 @@ def create_app(
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
     app.state.job_recorder = recorder
-    app.state.api_key_cache = ApiKeyCache(
-        ttl_s=settings.auth.api_key_cache_s, max_entries=settings.auth.api_key_cache_size
-    )
+    app.state.api_key_cache = api_key_cache
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)

@@ -73,6 +73,7 @@ async def delete_key(
 ) -> Response:
     if not await revoke_api_key(db, user_id=user.id, key_id=key_id):
         raise not_found("API key")
-    # At once here; other API processes stop believing it within auth.api_key_cache_s.
+    # The other API processes hear of it when it commits (api.auth.key_revocations); this
+    # one must not wait for its own listener.
     cache.forget_key(key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

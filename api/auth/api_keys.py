@@ -13,6 +13,7 @@ from typing import Final
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth.key_revocations import announce_key_revoked
 from api.auth.tokens import digest, new_secret
 from genstream.db.models import ApiKey, User
 
@@ -85,6 +86,8 @@ async def revoke_api_key(
         .returning(ApiKey.id)
     )
     revoked = result.scalar_one_or_none() is not None
+    if revoked:
+        await announce_key_revoked(db, key_id)
     await db.commit()
     return revoked
 

@@ -1,9 +1,10 @@
 """API keys verified recently, remembered for a few seconds so that busy keys skip the database.
 
-Each API process keeps its own cache. An entry lives ``ttl_s`` from the lookup that made it,
-so a key revoked in another process (or straight in the database) stops working everywhere
-within ``ttl_s`` of the revocation; the process that revokes it forgets it at once. The same
-bound holds for what the entry carries (the owner's plan). Only keys the database accepted
+Each API process keeps its own cache. A revocation (or a change of the owner's plan) is
+announced to every process when it commits (``api.auth.key_revocations``), and each drops
+the entries it names. An entry also lives at most ``ttl_s`` from the lookup that made it,
+which bounds how long a change made where nobody announces it (straight in the database,
+or while a process's listener is cut off) goes unseen. Only keys the database accepted
 are remembered: refusals always ask it again, so unknown keys cannot fill the cache.
 
 Requests that find the same key missing at the same moment share one lookup: when a busy
@@ -101,7 +102,7 @@ class ApiKeyCache:
         self._evict(now)
 
     def forget_key(self, api_key_id: uuid.UUID) -> None:
-        """Drops a revoked key; other processes drop it when its entry expires."""
+        """Drops a revoked key."""
         self._forgotten += 1
         for key_digest in [d for d, (_, o) in self._entries.items() if o.api_key_id == api_key_id]:
             del self._entries[key_digest]
@@ -111,6 +112,11 @@ class ApiKeyCache:
         self._forgotten += 1
         for key_digest in [d for d, (_, o) in self._entries.items() if o.user_id == user_id]:
             del self._entries[key_digest]
+
+    def forget_all(self) -> None:
+        """Drops every entry: for when announcements may have been missed."""
+        self._forgotten += 1
+        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

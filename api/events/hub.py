@@ -19,8 +19,8 @@ from typing import Any, Literal
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.events.listener import listen
 from api.events.progress_feed import ProgressFeed
+from api.pg_listener import listen
 from api.read_settings import ReadSettings
 from contracts import Envelope
 from genstream.db.read_model import JOB_EVENTS_CHANNEL

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth.key_revocations import announce_user_changed
 from api.auth.principal import ApiKeyCacheDep
 from api.deps import SessionDep, SettingsDep
 from api.payments.events import (
@@ -91,7 +92,7 @@ async def payments_webhook(
             return WebhookReceipt(duplicate=True)
         ignored = await _apply(db, effect, event.id)
     if ignored is None and isinstance(effect, PlanUpdate):
-        # This process's cached API keys carry the old plan; the others' expire soon.
+        # Cached API keys carry the old plan: the other processes hear of it at commit.
         cache.forget_user(effect.user_id)
     if ignored is not None:
         level = logging.INFO if ignored.expected else logging.WARNING
@@ -135,6 +136,7 @@ async def _change_plan(db: AsyncSession, update: PlanUpdate, event_id: str) -> I
     if change is None:
         return Ignored(f"the user's plan is already {update.plan.value}", expected=True)
     user.plan = change.plan.value
+    await announce_user_changed(db, user.id)
     stage(db, USERS_PLANS, Envelope.wrap(change, user_id=str(user.id), source=SOURCE))
     return None
 

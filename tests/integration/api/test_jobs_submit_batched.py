@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -14,13 +15,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from api.app import create_app
 from api.jobs.recorder import JobRecorder, NewJob
 from api.settings import ApiSettings
 from contracts import TopicSpec, new_traceparent
 from genstream.db.models import Job, User
 from genstream.settings import StackSettings
 from producers import EventProducer
-from tests.integration.api.accounts import bearer
+from tests.integration.api.accounts import app_client, bearer
 from tests.integration.api.test_jobs_submit import (
     SYNTHETIC,
     event_producer,
@@ -85,7 +87,57 @@ async def test_concurrent_submissions_each_get_their_own_recorded_job(
     assert len({event.envelope.id for event in events}) == 41
 
 
-async def test_a_revoked_key_stops_at_once_where_revoked_and_within_the_bound_elsewhere(
+@asynccontextmanager
+async def running_jobs_api(
+    settings: ApiSettings, engine: AsyncEngine, producer: EventProducer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``jobs_api``, with the app's start-up and shut-down run as a server runs them."""
+    app = create_app(settings, engine=engine, producer=producer)
+    async with app.router.lifespan_context(app), app_client(app) as client:
+        yield client
+
+
+async def test_a_revoked_key_stops_at_once_in_every_process(
+    api_settings: ApiSettings,
+    api_engine: AsyncEngine,
+    producer: EventProducer,
+    requested: TopicSpec,
+) -> None:
+    # Far longer than the wait below: only the announcement can stop the key in time.
+    auth = api_settings.auth.model_copy(update={"api_key_cache_s": 60.0})
+    settings = jobs_settings(api_settings.model_copy(update={"auth": auth}), requested)
+    async with (
+        running_jobs_api(settings, api_engine, producer) as here,
+        running_jobs_api(settings, api_engine, producer) as elsewhere,
+    ):
+        alice = await sign_up(here, api_engine)
+        key_id, key = await _api_key(here, alice.headers)
+        _, other_key = await _api_key(here, alice.headers)
+        for api in (here, elsewhere):
+            for secret in (key, other_key):
+                accepted = await api.post("/v1/jobs", json=SYNTHETIC, headers=bearer(secret))
+                assert accepted.status_code == 202, accepted.text
+
+        revoked = await here.delete(f"/v1/api-keys/{key_id}", headers=alice.headers)
+        assert revoked.status_code == 204
+        revoked_at = time.monotonic()
+        refused = await here.post("/v1/jobs", json=SYNTHETIC, headers=bearer(key))
+        assert refused.status_code == 401
+
+        while True:
+            answer = await elsewhere.post("/v1/jobs", json=SYNTHETIC, headers=bearer(key))
+            if answer.status_code == 401:
+                break
+            assert answer.status_code == 202, answer.text
+            assert time.monotonic() - revoked_at < 5.0, "the revoked key kept working elsewhere"
+            await asyncio.sleep(0.01)
+        # Only the revoked key is forgotten: the user's other key still works everywhere.
+        for api in (here, elsewhere):
+            kept = await api.post("/v1/jobs", json=SYNTHETIC, headers=bearer(other_key))
+            assert kept.status_code == 202, kept.text
+
+
+async def test_a_revoked_key_stops_within_the_bound_where_nobody_announced_it(
     api_settings: ApiSettings,
     api_engine: AsyncEngine,
     producer: EventProducer,
@@ -94,7 +146,8 @@ async def test_a_revoked_key_stops_at_once_where_revoked_and_within_the_bound_el
     bound_s = 1.0
     auth = api_settings.auth.model_copy(update={"api_key_cache_s": bound_s})
     settings = jobs_settings(api_settings.model_copy(update={"auth": auth}), requested)
-    # Two apps on one database: two API processes, each with its own cache.
+    # Two apps on one database without their start-up: two API processes, each with its own
+    # cache and no listener, as when a process's listener is cut off.
     async with (
         jobs_api(settings, api_engine, producer) as here,
         jobs_api(settings, api_engine, producer) as elsewhere,

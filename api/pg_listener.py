@@ -1,4 +1,4 @@
-"""One PostgreSQL connection per API process that ``LISTEN``s for new job events."""
+"""A PostgreSQL connection that ``LISTEN``s on one channel, reconnecting when it drops."""
 
 from __future__ import annotations
 
@@ -39,5 +39,7 @@ async def listen(
         except psycopg.Error as error:
             delay = _RETRY_S[min(failures, len(_RETRY_S) - 1)]
             failures += 1
-            _log.warning("job event listener lost its connection (%s); again in %ss", error, delay)
+            _log.warning(
+                "listener on %s lost its connection (%s); again in %ss", channel, error, delay
+            )
             await asyncio.sleep(delay)
