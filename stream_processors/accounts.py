@@ -117,6 +117,11 @@ class Account(BaseModel):
 Outcome = tuple[Account, list[Event]]
 
 
+class CreditsOwedError(Exception):
+    """A request that credits cannot pay for yet, from an account that has seen no credit:
+    its sign-up grant may still be on its way (``stream_processors.credit_wait``)."""
+
+
 def _remember(mapping: dict[str, Any], key: str, value: Any) -> None:
     mapping[key] = value
     while len(mapping) > RECENT_LIMIT:
@@ -246,8 +251,14 @@ def _replay_request(account: Account, job_id: str) -> list[Event]:
     return _acceptance(job_id, closed.accepted) + _closing(job_id, closed)
 
 
-def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Outcome:
-    """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job."""
+def request_job(
+    account: Account, request: JobRequested, catalog: Catalog, *, may_wait: bool = False
+) -> Outcome:
+    """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job.
+
+    With ``may_wait``, a job that an account without any credit yet cannot pay for raises
+    ``CreditsOwedError`` instead of being rejected.
+    """
     job_id = request.job_id
     if job_id in account.holds or job_id in account.closed:
         return account, _replay_request(account, job_id)
@@ -273,6 +284,8 @@ def request_job(account: Account, request: JobRequested, catalog: Catalog) -> Ou
         return _reject(account, job_id, RejectReason.PLAN_LIMIT, refusal)
     price = catalog.price(request.job_type).of(billable_quantity(request))
     if price > account.balance:
+        if may_wait and not account.ledger_keys:
+            raise CreditsOwedError(job_id)
         detail = f"the job costs {price} credits; {account.balance} are available"
         return _reject(account, job_id, RejectReason.INSUFFICIENT_CREDITS, detail)
 
@@ -420,17 +433,18 @@ def _copy(account: Account) -> Account:
     )
 
 
-def apply(account: Account, event: Event, catalog: Catalog) -> Outcome:
+def apply(account: Account, event: Event, catalog: Catalog, *, may_wait: bool = False) -> Outcome:
     """Routes one event to its operation on a copy of ``account``; the input stays as it was.
 
     Events that concern no account change nothing. An event seen before changes nothing
     either, but writes the events it caused the first time again, identical, so that output
     lost in a crash is not lost for good (readers drop the repeats by event id).
+    ``may_wait`` lets a request raise ``CreditsOwedError`` (see ``request_job``).
     """
     account = _copy(account)
     match event:
         case JobRequested():
-            return request_job(account, event, catalog)
+            return request_job(account, event, catalog, may_wait=may_wait)
         case JobCancelRequested():
             return cancel_requested(account, event)
         case JobStarted():

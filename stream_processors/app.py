@@ -41,6 +41,7 @@ from contracts import (
     JobExpired,
     JobFailed,
     JobRejected,
+    JobRequested,
     JobStarted,
     TopicSpec,
     child_traceparent,
@@ -56,8 +57,9 @@ from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
 from stream_processors import faust_recovery, metrics
 from stream_processors.account_table import AccountTable
-from stream_processors.accounts import Account, apply, overdue
+from stream_processors.accounts import Account, CreditsOwedError, apply, overdue
 from stream_processors.acks import Acknowledger
+from stream_processors.credit_wait import CreditWait
 from stream_processors.depth import tier_depths
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
@@ -185,11 +187,28 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     outcome = "settled" if isinstance(data, CreditsSettled) else "released"
                     metrics.RESERVE_TO_CLOSE.labels(outcome).observe(max(0.0, waited))
 
+    credit_wait = CreditWait(limit_s=settings.processors_credit_wait_s)
+    requested = outputs[topology.requested.name]
+
+    async def wait_for_credits(event: EventT[Any], acks: Acknowledger) -> None:
+        """The request goes round again, behind the ledger records read meanwhile."""
+        metrics.CREDIT_WAITS.inc()
+        headers = credit_wait.again(_headers(event), time.time())
+        again = await requested.send(key=event.key, value=event.value, headers=headers)
+        acks.caused(again)
+
     async def account_agent(stream: faust.StreamT[Any]) -> None:
         acks = Acknowledger(stream, on_batch_end=accounts.flush)
         async for event, envelope in decoded(acks):
             before = accounts.get(envelope.user_id)
-            after, caused = apply(before, envelope.data, prices)
+            may_wait = isinstance(envelope.data, JobRequested) and credit_wait.may_wait(
+                _headers(event), time.time()
+            )
+            try:
+                after, caused = apply(before, envelope.data, prices, may_wait=may_wait)
+            except CreditsOwedError:
+                await wait_for_credits(event, acks)
+                continue
             if after != before:
                 accounts.set(envelope.user_id, after, partition=event.message.partition)
             observe(before, envelope, caused)

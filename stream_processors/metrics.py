@@ -26,3 +26,7 @@ TIER_DEPTH = Gauge(
 EXPIRED = Counter(
     "genstream_processor_expired_total", "Queued jobs expired past their plan's deadline"
 )
+CREDIT_WAITS = Counter(
+    "genstream_processor_credit_waits_total",
+    "Requests of accounts without any credit yet, written again to wait for their grant",
+)

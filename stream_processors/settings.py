@@ -30,5 +30,8 @@ class ProcessorSettings(BaseSettings):
     """How often the depth of every tier topic is measured for the metrics."""
     processors_expiry_interval_s: float = Field(default=5.0, gt=0)
     """How often queued jobs past their plan's deadline are looked for and expired."""
+    processors_credit_wait_s: float = Field(default=5.0, ge=0, le=60)
+    """How long a request of an account that has seen no credit yet waits for its sign-up
+    grant, which another topic may deliver after it, before it is rejected; 0 never waits."""
     processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from contracts import (
     EXPIRED_REASON,
+    CreditsGranted,
     Envelope,
     JobCancelRequested,
     JobCompleted,
@@ -20,9 +23,11 @@ from contracts import (
     JobStarted,
     Plan,
     PlanChanged,
+    decode,
     derived_event_id,
 )
 from genstream.settings import StackSettings
+from stream_processors.credit_wait import WAITING_SINCE_HEADER
 from tests.integration.stream_processors.harness import (
     Processors,
     distinct,
@@ -71,6 +76,50 @@ def test_accepted_job_is_charged_once_and_queued_on_its_tier(
     settled = [e for e in processors.of_job(job) if type(e.data).__name__ == "CreditsSettled"]
     assert [(e.data.amount, e.data.released) for e in settled] == [(1, 0)]
     assert settled[0].user_id == user
+
+
+def _copies_of_request(processors: Processors, job_id: str) -> list[list[tuple[str, bytes]]]:
+    """The headers of every copy of ``job_id``'s request on the requested topic."""
+    spec = processors.topology.requested
+    consumer = Consumer(processors.stack.kafka.librdkafka(**{"group.id": f"copies-{job_id}"}))
+    try:
+        ends = [
+            consumer.get_watermark_offsets(TopicPartition(spec.name, p), timeout=10)[1]
+            for p in range(spec.partitions)
+        ]
+        consumer.assign([TopicPartition(spec.name, p, 0) for p in range(spec.partitions)])
+        copies, read = [], [0] * spec.partitions
+        deadline = time.monotonic() + 30
+        while any(read[p] < ends[p] for p in range(spec.partitions)):
+            assert time.monotonic() < deadline, "the requested topic was not read to its end"
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            read[message.partition()] = message.offset() + 1
+            if decode(message.value()).subject == job_id:
+                copies.append(list(message.headers() or []))
+        return copies
+    finally:
+        consumer.close()
+
+
+def test_a_new_accounts_request_waits_for_its_grant_instead_of_being_rejected(
+    processors: Processors, unique: str
+) -> None:
+    user, job = f"new-{unique}", f"job-{unique}"
+    processors.request(user, job)
+    # The request went round again, stamped, because the account has seen no credit yet...
+    deadline = time.monotonic() + 30
+    while len(copies := _copies_of_request(processors, job)) < 2:
+        assert time.monotonic() < deadline, "the request did not wait for credits"
+    assert any(key == WAITING_SINCE_HEADER for key, _ in copies[1])
+    # ...so the grant that arrives behind it still pays for it.
+    processors.send(
+        CreditsGranted(amount=10, reason="signup", idempotency_key=f"signup:{user}"), user_id=user
+    )
+    processors.wait_for(lambda _: "JobQueued" in types(processors.of_job(job)))
+    assert "JobRejected" not in types(processors.of_job(job))
+    assert types(processors.of_job(job)).count("CreditsReserved") == 1
 
 
 def test_insufficient_credits_are_rejected_with_the_reason(
