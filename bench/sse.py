@@ -229,32 +229,34 @@ def run_sse(system: GenstreamSystem, config: BenchConfig) -> dict[str, Any]:
     per_user = config.sse_clients_per_user
     users = [str(uuid.uuid4()) for _ in range(max(config.sse_clients) // per_user)]
     tokens = system.add_api_users(users)
-    endpoint = system.start_api(purpose="events")
     sizes = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp_name:
-            tmp = Path(tmp_name)
-            for count in config.sse_clients:
-                mine = count // per_user
-                spec = ClientSpec(
-                    host=endpoint.host,
-                    port=endpoint.port,
-                    path="/v1/events",
-                    tokens=tuple(tokens[:mine]),
-                    clients=count,
-                    connect_per_s=config.sse_connect_per_s,
-                    # Opening is paced by the server; on a busy machine it takes its time.
-                    connect_timeout_s=60 + count * 0.05,
-                )
-                _warm_up(system, spec, users[:mine], tmp)
-                runs = []
-                for _ in range(config.repetitions):
+    with tempfile.TemporaryDirectory(prefix="bench-sse-") as tmp_name:
+        tmp = Path(tmp_name)
+        for count in config.sse_clients:
+            mine = count // per_user
+            runs = []
+            for _ in range(config.repetitions):
+                # A fresh API process each time: one that served a run before keeps the
+                # memory it grew then, and the next run's growth would read as nothing.
+                endpoint = system.start_api(purpose="events")
+                try:
+                    spec = ClientSpec(
+                        host=endpoint.host,
+                        port=endpoint.port,
+                        path="/v1/events",
+                        tokens=tuple(tokens[:mine]),
+                        clients=count,
+                        connect_per_s=config.sse_connect_per_s,
+                        # Opening is paced by the server; on a busy machine it takes its time.
+                        connect_timeout_s=60 + count * 0.05,
+                    )
+                    _warm_up(system, spec, users[:mine], tmp)
                     runs.append(_one_run(system, config, spec, users[:mine], tmp))
-                    _log.info("genstream sse %d clients: %s", count, _brief(runs[-1]))
-                keys = tuple(runs[0])
-                sizes.append({"clients": count, **combine(runs, keys)})
-    finally:
-        system.stop_api()
+                finally:
+                    system.stop_api()
+                _log.info("genstream sse %d clients: %s", count, _brief(runs[-1]))
+            keys = tuple(runs[0])
+            sizes.append({"clients": count, **combine(runs, keys)})
     return _section(sizes)
 
 
