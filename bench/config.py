@@ -135,6 +135,8 @@ def from_environment(environ: dict[str, str] | None = None) -> BenchConfig:
         overrides["api_workers"] = int(env["BENCH_API_WORKERS"])
     if "BENCH_SUBMIT_RATES" in env:
         overrides["submit_rates"] = tuple(int(r) for r in env["BENCH_SUBMIT_RATES"].split(","))
+    if "BENCH_DISPATCH_RATE" in env:
+        overrides["dispatch_rate"] = int(env["BENCH_DISPATCH_RATE"])
     if "BENCH_SSE_CLIENTS" in env:
         overrides["sse_clients"] = tuple(int(n) for n in env["BENCH_SSE_CLIENTS"].split(","))
     if "BENCH_REPLAY_EVENTS" in env:
