@@ -10,11 +10,12 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, PartitionMetadata, ResourceType
 
 from contracts import JOBS_LIFECYCLE, Envelope, JobStarted
 from genstream.kafka import EventConsumer, KafkaSettings, ensure_topics, wait_for_brokers
@@ -178,7 +179,7 @@ def test_three_brokers_keep_acks_all_writes_through_one_loss(
         ensure_topics(settings, [spec])
 
         admin = AdminClient(settings.librdkafka())
-        partitions = admin.list_topics(spec.name, timeout=10).topics[spec.name].partitions
+        partitions = _partitions_once_known(admin, spec.name, expected=spec.partitions)
         assert {len(p.replicas) for p in partitions.values()} == {3}
         resource = ConfigResource(ResourceType.TOPIC, spec.name)
         config = admin.describe_configs([resource])[resource].result()
@@ -200,6 +201,21 @@ def test_three_brokers_keep_acks_all_writes_through_one_loss(
     finally:
         _run(kafka, "stop", env=env)
     assert _processes_mentioning(f"{private_stack[1]}/kafka") == []
+
+
+def _partitions_once_known(
+    admin: AdminClient, topic: str, *, expected: int, timeout_s: float = 30.0
+) -> dict[int, PartitionMetadata]:
+    """A just-created topic reaches every broker's metadata a moment after the create returns."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = admin.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = found.partitions if found is not None and found.error is None else {}
+        if len(partitions) == expected and all(p.leader >= 0 for p in partitions.values()):
+            return partitions
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{topic}: {len(partitions)}/{expected} partitions known")
+        time.sleep(0.1)
 
 
 def _started(job_id: str, *, attempt: int) -> Envelope[JobStarted]:
