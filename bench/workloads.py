@@ -390,11 +390,21 @@ def run_overhead(system: System, config: BenchConfig) -> dict[str, Any]:
                 "plain_s": plain,
                 "system_s": through,
                 "overhead_ms_per_job": (through - plain) / count * 1000,
+                # The one-off part: submission to the first job's start, through the processors.
+                "first_start_ms": (min(started.values()) - began) * 1000 if started else math.nan,
                 "completed": float(len(done)),
             }
         )
         _log.info("%s overhead: %s", system.name, _brief(runs[-1]))
-    keys = ("ratio", "worker_ratio", "overhead_ms_per_job", "plain_s", "system_s", "completed")
+    keys = (
+        "ratio",
+        "worker_ratio",
+        "overhead_ms_per_job",
+        "first_start_ms",
+        "plain_s",
+        "system_s",
+        "completed",
+    )
     return {"job_ms": steps * step_ms, "jobs": count, **combine(runs, keys)}
 
 

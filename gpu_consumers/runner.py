@@ -2,9 +2,12 @@
 
 The end of a job is exactly one of: completed, failed (to the dead-letter topic), retried
 later (through the retry topic), cancelled or expired; each is written and acknowledged by
-the brokers before the runner returns, so the caller may then commit the dispatch. Events
-a job has once per attempt carry ids derived from the job and attempt: a job run again
-after a worker died writes the same ids, and every reader keeps one copy.
+the brokers before the runner's finish returns, so the caller may then commit the dispatch.
+A batch is run in two parts: ``start_batch`` runs the pipelines (the device's part) and
+hands back the finish, which uploads the outputs and writes the ends, so that a worker can
+finish one batch while the next runs. Events a job has once per attempt carry ids derived
+from the job and attempt: a job run again after a worker died writes the same ids, and
+every reader keeps one copy.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +70,7 @@ from gpu_consumers.storage import ObjectStore, output_key
 from gpu_consumers.topology import WorkerTopology
 from producers import EventProducer
 
-__all__ = ["DUE_HEADER", "JobFailure", "JobRunner", "Outcome"]
+__all__ = ["DUE_HEADER", "Finish", "JobFailure", "JobRunner", "Outcome"]
 
 SOURCE = "genstream/worker"
 DUE_HEADER = "genstream-due-ms"
@@ -83,6 +87,10 @@ class Outcome:
     """completed, failed, retried, cancelled, expired, duplicate"""
 
 
+Finish = Callable[[], list["Outcome"]]
+"""Ends a batch that has run: uploads, end writes; returns each job's outcome in order."""
+
+
 class _Stop:
     """Why a running job must stop, set from outside its thread."""
 
@@ -95,6 +103,35 @@ class _Stop:
             raise JobStopped(f"cancelled: {reason}")
         if time.monotonic() > self._deadline:
             raise JobStopped("timeout")
+
+
+_End = Callable[[], Outcome]
+"""One job's part of a finish."""
+
+
+def _ended(outcome: Outcome) -> _End:
+    return lambda: outcome
+
+
+class _Previews:
+    """A job's preview uploads, done off the job's thread so the device does not wait on the
+    object store; the job's end waits for them, so its previews come before it."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._pending: list[Future[None]] = []
+
+    def submit(self, write: Callable[[], None]) -> None:
+        self._pending.append(self._pool.submit(write))
+
+    def wait(self) -> None:
+        for pending in self._pending:
+            try:
+                pending.result()
+            except Exception:
+                # A preview is a courtesy: the job's own end is what must be written.
+                _log.warning("a preview was not stored", exc_info=True)
+        self._pending.clear()
 
 
 class JobRunner:
@@ -116,6 +153,7 @@ class JobRunner:
         self._pipelines = pipelines
         self._work_root = settings.worker_work_dir
         self._work_root.mkdir(parents=True, exist_ok=True)
+        self._preview_pool = ThreadPoolExecutor(1, thread_name_prefix="job-preview")
 
     # -- writing -------------------------------------------------------------------------------
     def _envelope(self, cause: Envelope[JobQueued], data: Event, event_id: str | None) -> Any:
@@ -135,7 +173,11 @@ class JobRunner:
     def _emit_durably(
         self, spec: TopicSpec, cause: Envelope[JobQueued], data: Event, *, event_id: str | None
     ) -> None:
-        self._producer.send_and_wait(spec, self._envelope(cause, data, event_id))
+        self._producer.send_and_wait(
+            spec,
+            self._envelope(cause, data, event_id),
+            timeout_s=self._settings.worker_end_write_timeout_s,
+        )
 
     def _end(self, cause: Envelope[JobQueued], data: Event, *, attempt: int | None) -> None:
         self._emit_durably(
@@ -148,8 +190,12 @@ class JobRunner:
         return self.handle_batch([(cause, tier)])[0]
 
     def handle_batch(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> list[Outcome]:
-        """Runs compatible jobs together when the pipeline can; each ends on its own."""
-        outcomes: dict[str, Outcome] = {}
+        return self.start_batch(jobs)()
+
+    def start_batch(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> Finish:
+        """Runs compatible jobs together when the pipeline can; each ends on its own, when
+        the returned finish is called."""
+        ends: dict[str, _End] = {}
         runnable: list[tuple[Envelope[JobQueued], Tier]] = []
         for cause, tier in jobs:
             with self._logged(cause):
@@ -157,13 +203,17 @@ class JobRunner:
             if gated is None:
                 runnable.append((cause, tier))
             else:
-                outcomes[cause.id] = self._record(cause, tier, gated)
+                ends[cause.id] = _ended(self._record(cause, tier, gated))
         if len(runnable) > 1:
-            outcomes.update(self._run_together(runnable))
+            ends.update(self._run_together(runnable))
         else:
             for cause, tier in runnable:
-                outcomes[cause.id] = self._run_alone(cause, tier)
-        return [outcomes[cause.id] for cause, _ in jobs]
+                ends[cause.id] = self._run_alone(cause, tier)
+
+        def finish() -> list[Outcome]:
+            return [ends[cause.id]() for cause, _ in jobs]
+
+        return finish
 
     def _logged(self, cause: Envelope[JobQueued]) -> Any:
         return log_context(
@@ -205,23 +255,49 @@ class JobRunner:
         self._emit(self._topology.lifecycle, cause, started, event_id=None)
         return time.monotonic()
 
-    def _run_alone(self, cause: Envelope[JobQueued], tier: Tier) -> Outcome:
+    def _run_alone(self, cause: Envelope[JobQueued], tier: Tier) -> _End:
         with self._logged(cause):
             begun = self._begin(cause, tier)
             work_dir = self._work_dir(cause)
+            previews = _Previews(self._preview_pool)
             try:
-                ctx = self._context(cause, work_dir)
+                ctx = self._context(cause, work_dir, previews)
                 ctx.check()
                 result = self._pipelines(cause.data.job_type).run(ctx)
             except Exception as exc:
-                outcome = self._settle_error(cause, begun, exc)
-            else:
-                outcome = self._complete(cause, result, begun)
+                return self._failure(cause, tier, previews, exc, time.monotonic() - begun)
             finally:
                 shutil.rmtree(work_dir, ignore_errors=True)
-        return self._record(cause, tier, outcome)
+            ran_s = time.monotonic() - begun
+            return self._completion(cause, tier, previews, result, ran_s)
 
-    def _run_together(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> dict[str, Outcome]:
+    def _failure(
+        self,
+        cause: Envelope[JobQueued],
+        tier: Tier,
+        previews: _Previews,
+        error: Exception,
+        ran_s: float,
+    ) -> _End:
+        # A parameter, not the except clause's name, which is gone once the clause ends.
+        return self._ender(cause, tier, previews, lambda: self._settle_error(cause, ran_s, error))
+
+    def _ender(
+        self,
+        cause: Envelope[JobQueued],
+        tier: Tier,
+        previews: _Previews,
+        end: Callable[[], Outcome],
+    ) -> _End:
+        def ending() -> Outcome:
+            with self._logged(cause):
+                previews.wait()
+                outcome = end()
+            return self._record(cause, tier, outcome)
+
+        return ending
+
+    def _run_together(self, jobs: list[tuple[Envelope[JobQueued], Tier]]) -> dict[str, _End]:
         pipeline = self._pipelines(jobs[0][0].data.job_type)
         run_batch = getattr(pipeline, "run_batch", None)
         if run_batch is None:
@@ -229,72 +305,88 @@ class JobRunner:
         metrics.BATCH_SIZE.labels(jobs[0][0].data.job_type.value).observe(len(jobs))
         begun = [self._begin(cause, tier) for cause, tier in jobs]
         work_dirs = [self._work_dir(cause) for cause, _ in jobs]
+        previews = [_Previews(self._preview_pool) for _ in jobs]
         try:
-            contexts = [self._context(c, d) for (c, _), d in zip(jobs, work_dirs, strict=True)]
+            contexts = [
+                self._context(cause, work_dir, shots)
+                for (cause, _), work_dir, shots in zip(jobs, work_dirs, previews, strict=True)
+            ]
             results: list[PipelineResult] = run_batch(contexts)
         except Exception:
             # One job's cancellation or error stops the whole batch; each then runs alone,
             # where it meets its own end (cancelled, retried, failed or done).
             _log.info("a batch of %d stopped; running its jobs one by one", len(jobs))
+            for shots in previews:
+                shots.wait()
             return {cause.id: self._run_alone(cause, tier) for cause, tier in jobs}
         finally:
             for work_dir in work_dirs:
                 shutil.rmtree(work_dir, ignore_errors=True)
-        outcomes = {}
-        for (cause, tier), result, start in zip(jobs, results, begun, strict=True):
-            with self._logged(cause):
-                outcome = self._complete(cause, result, start)
-            outcomes[cause.id] = self._record(cause, tier, outcome)
-        return outcomes
+        ended = time.monotonic()
+        return {
+            cause.id: self._completion(cause, tier, shots, result, ended - start)
+            for (cause, tier), shots, result, start in zip(
+                jobs, previews, results, begun, strict=True
+            )
+        }
+
+    def _completion(
+        self,
+        cause: Envelope[JobQueued],
+        tier: Tier,
+        previews: _Previews,
+        result: PipelineResult,
+        ran_s: float,
+    ) -> _End:
+        return self._ender(cause, tier, previews, lambda: self._complete(cause, result, ran_s))
 
     def _work_dir(self, cause: Envelope[JobQueued]) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{cause.data.job_id[:40]}-", dir=self._work_root))
 
     def _complete(
-        self, cause: Envelope[JobQueued], result: PipelineResult, begun: float
+        self, cause: Envelope[JobQueued], result: PipelineResult, ran_s: float
     ) -> Outcome:
         job = cause.data
-        run_ms = int((time.monotonic() - begun) * 1000)
         try:
             outputs = self._store_outputs(cause, result)
         except TransientError as exc:
-            return self._fail(cause, begun, "transient_error", str(exc), True)
+            return self._fail(cause, ran_s, "transient_error", str(exc), True)
         completed = JobCompleted(
             job_id=job.job_id,
             attempt=job.attempt,
             worker_id=self._settings.worker_id,
             outputs=outputs,
-            run_ms=run_ms,
+            run_ms=int(ran_s * 1000),
             usage_units=result.usage_units,
         )
         self._end(cause, completed, attempt=job.attempt)
-        self._observe_run(cause, begun, "completed")
+        self._observe_run(cause, ran_s, "completed")
         return Outcome("completed")
 
-    def _settle_error(self, cause: Envelope[JobQueued], begun: float, exc: Exception) -> Outcome:
+    def _settle_error(self, cause: Envelope[JobQueued], ran_s: float, exc: Exception) -> Outcome:
         job = cause.data
         match exc:
             case JobStopped() if exc.why.startswith("cancelled"):
                 reason = self._control.cancel_reason(job.job_id) or "cancelled"
                 self._end(cause, JobCancelled(job_id=job.job_id, reason=reason), attempt=None)
-                self._observe_run(cause, begun, "cancelled")
+                self._observe_run(cause, ran_s, "cancelled")
                 return Outcome("cancelled")
             case JobStopped():
-                return self._fail(cause, begun, "timeout", "the job ran past its time limit", False)
+                return self._fail(cause, ran_s, "timeout", "the job ran past its time limit", False)
             case PermanentError():
-                return self._fail(cause, begun, "permanent_error", str(exc), False)
+                return self._fail(cause, ran_s, "permanent_error", str(exc), False)
             case TransientError():
-                return self._fail(cause, begun, "transient_error", str(exc), True)
+                return self._fail(cause, ran_s, "transient_error", str(exc), True)
         # An error nobody classified may be a passing one: it gets its retries.
         _log.error("pipeline error", exc_info=exc)
-        return self._fail(cause, begun, "internal_error", f"{type(exc).__name__}: {exc}", True)
+        return self._fail(cause, ran_s, "internal_error", f"{type(exc).__name__}: {exc}", True)
 
-    def _observe_run(self, cause: Envelope[JobQueued], begun: float, outcome: str) -> None:
-        metrics.RUN_TIME.labels(cause.data.job_type.value, outcome).observe(
-            time.monotonic() - begun
-        )
+    def _observe_run(self, cause: Envelope[JobQueued], ran_s: float, outcome: str) -> None:
+        metrics.RUN_TIME.labels(cause.data.job_type.value, outcome).observe(ran_s)
 
-    def _context(self, cause: Envelope[JobQueued], work_dir: Path) -> RunContext:
+    def _context(
+        self, cause: Envelope[JobQueued], work_dir: Path, previews: _Previews
+    ) -> RunContext:
         """The job's run context: its downloaded inputs and its progress, preview and stop
         callbacks, which write to the progress and lifecycle topics."""
         job = cause.data
@@ -312,7 +404,8 @@ class JobRunner:
                 )
         throttle = ProgressThrottle(self._settings.worker_progress_interval_ms / 1000)
         lock = threading.Lock()
-        known_total = [1]
+        known = [0, 1]
+        """The latest step and total reported, so a late preview never moves progress back."""
 
         def progress(
             step: int,
@@ -323,7 +416,7 @@ class JobRunner:
             blurhash: str | None = None,
         ) -> None:
             with lock:
-                known_total[0] = total
+                known[:] = [max(known[0], step), total]
                 if not throttle.admit(step, total, force=force):
                     return
             total = max(total, step)
@@ -339,7 +432,7 @@ class JobRunner:
             )
             self._emit(self._topology.progress, cause, event, event_id=None)
 
-        def preview(shot: Preview) -> None:
+        def store_preview(shot: Preview) -> None:
             key = output_key(cause.user_id, job.job_id, f"preview-{job.attempt}-{shot.step}")
             self._store.put_output(key, shot.data, shot.content_type)
             event = JobPreview(
@@ -352,8 +445,12 @@ class JobRunner:
             )
             self._emit(self._topology.lifecycle, cause, event, event_id=None)
             # A preview always reaches the progress stream, whatever the throttle says.
-            total = max(shot.step, known_total[0])
-            progress(shot.step, total, "preview", force=True, blurhash=shot.blurhash)
+            with lock:
+                step, total = max(shot.step, known[0]), known[1]
+            progress(step, max(step, total), "preview", force=True, blurhash=shot.blurhash)
+
+        def preview(shot: Preview) -> None:
+            previews.submit(lambda: store_preview(shot))
 
         progress(0, 1, "started", force=True)
         return RunContext(
@@ -389,10 +486,10 @@ class JobRunner:
 
     # -- failures ------------------------------------------------------------------------------
     def _fail(
-        self, cause: Envelope[JobQueued], begun: float, code: str, message: str, retryable: bool
+        self, cause: Envelope[JobQueued], ran_s: float, code: str, message: str, retryable: bool
     ) -> Outcome:
         job = cause.data
-        self._observe_run(cause, begun, "failed")
+        self._observe_run(cause, ran_s, "failed")
         if retryable and job.attempt < self._settings.worker_max_attempts:
             delay = retry_delay_ms(
                 job.attempt,
@@ -420,6 +517,7 @@ class JobRunner:
                 key=partition_key(envelope, self._topology.retry),
                 value=encode(envelope),
                 headers=[*kafka_headers(envelope), (DUE_HEADER, str(due).encode())],
+                timeout_s=self._settings.worker_end_write_timeout_s,
             )
             return Outcome("retried")
         exhausted = retryable
@@ -449,6 +547,7 @@ class JobRunner:
             key=cause.data.job_id.encode(),
             value=encode(cause),
             headers=headers,
+            timeout_s=self._settings.worker_end_write_timeout_s,
         )
 
 

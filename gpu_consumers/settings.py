@@ -59,6 +59,9 @@ class WorkerSettings(BaseSettings):
     worker_max_batch: int = Field(default=4, ge=1, le=64)
     """Compatible image jobs (same model, size and steps) run together, up to this many."""
     worker_batch_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    worker_end_write_timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    """How long a job's end (and a retry or parked copy) may wait for the brokers'
+    acknowledgement before the worker gives up and reads the dispatch again."""
     worker_session_timeout_s: float = Field(default=15.0, ge=6.0, le=300.0)
     """How long a silent worker keeps its partitions before the group moves them."""
     worker_control_lookback_s: int = Field(default=8 * 3600, ge=60)

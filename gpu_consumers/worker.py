@@ -2,9 +2,15 @@
 
 The consumer keeps polling while a job runs (in its own thread), so the group never takes a
 long job for a dead worker, and the tier buffers keep showing the scheduler what waits: a
-pro job that arrives during a long free job is the next to start. A dispatch is committed
-only once the runner has written the job's end and the brokers acknowledged it; a worker
-that dies mid-job leaves it uncommitted, and the group hands it to another worker.
+pro job that arrives during a long free job is the next to start. A job's end (its output
+upload and end write) is finished in a second thread while the next job runs, so the device
+does not wait on the brokers or the object store between jobs; at most one finish is in
+flight, and finishes are committed in the order the jobs ran.
+
+A dispatch is committed only once the runner has written the job's end and the brokers
+acknowledged it; a worker that dies mid-job leaves it uncommitted, and the group hands it to
+another worker. When an end cannot be written, its jobs and any running after them are read
+again, and nothing behind them is committed first.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
 
@@ -23,7 +29,7 @@ from genstream.kafka.deadletter import DeadLetters
 from genstream.kafka.records import record_headers
 from gpu_consumers import metrics
 from gpu_consumers.dispatch import Buffered, DispatchBuffers
-from gpu_consumers.runner import JobRunner, Outcome
+from gpu_consumers.runner import Finish, JobRunner, Outcome
 from gpu_consumers.scheduling import TierScheduler
 from gpu_consumers.settings import WorkerSettings
 from gpu_consumers.topology import WorkerTopology
@@ -39,6 +45,8 @@ _TICK_S = 0.005
 
 Dispatch = Envelope[JobQueued] | None
 """A decoded dispatch, or ``None`` for a record already parked that only needs committing."""
+
+Batch = list[Buffered[Dispatch]]
 
 
 class NotADispatchError(ContractError):
@@ -81,7 +89,11 @@ class Worker:
         self._scheduler = TierScheduler(settings.shares)
         self._paused: set[tuple[str, int]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="job")
-        self._running: tuple[list[Buffered[Dispatch]], Future[list[Outcome]]] | None = None
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="job-end")
+        self._running: tuple[Batch, Future[Finish]] | None = None
+        self._ending: tuple[Batch, Future[list[Outcome]]] | None = None
+        self._redo: Batch = []
+        """Dispatches to read again once nothing is in flight: an end was not written."""
         self.assigned = threading.Event()
         """Set once every tier consumer has had its first assignment (tests, readiness)."""
         self._joined: set[int] = set()
@@ -113,24 +125,32 @@ class Worker:
         try:
             while not stop.is_set():
                 # Work waiting and the device free: no reason to wait for anything.
-                ready = self._running is None and len(self._buffers) > 0
+                ready = self._free() and len(self._buffers) > 0
                 self._read(0.0 if ready else 0.5)
-                self._finish_if_done()
-                if self._running is None:
+                self._settle()
+                if self._free():
                     self._start_next()
             self._drain(drain_timeout_s)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._finisher.shutdown(wait=False, cancel_futures=True)
             for consumer in self._consumers.values():
                 consumer.close()
+
+    def _free(self) -> bool:
+        """Whether the next job may start: nothing running and nothing to read again."""
+        return self._running is None and not self._redo
+
+    def _in_flight(self) -> list[Future[Any]]:
+        return [work[1] for work in (self._running, self._ending) if work is not None]
 
     def _drain(self, timeout_s: float) -> None:
         """On a clean stop, lets the running job end (and commit) before leaving the group."""
         deadline = time.monotonic() + timeout_s
-        while self._running is not None and time.monotonic() < deadline:
+        while self._in_flight() and time.monotonic() < deadline:
             for consumer in self._consumers.values():
                 consumer.poll(0.03)  # stays in the group meanwhile; new records are dropped
-            self._finish_if_done()
+            self._settle()
 
     def _read(self, timeout: float) -> None:
         """Takes in what the tier consumers hold; waits up to ``timeout`` for something to
@@ -154,9 +174,9 @@ class Worker:
             if left <= 0:
                 return
             tick = min(left, _TICK_S)
-            if self._running is not None:
-                futures_wait([self._running[1]], timeout=tick)
-                if self._running[1].done():
+            if in_flight := self._in_flight():
+                done, _ = futures_wait(in_flight, timeout=tick, return_when=FIRST_COMPLETED)
+                if done:
                     return
             else:
                 # Any one consumer's poll returns as soon as it has a record.
@@ -206,13 +226,27 @@ class Worker:
         entry = self._buffers.take(tier)
         if entry.item is None:
             self._resume_if_room(entry)
-            self._commit(entry)
+            if self._ending is not None:
+                # Committing a parked record must not pass an end still being written.
+                futures_wait([self._ending[1]])
+                self._close_ending()
+            if self._redo:
+                self._redo.append(entry)
+            else:
+                self._commit(entry)
             return
         batch = [entry, *self._companions(entry.item)]
         for taken in batch:
             self._resume_if_room(taken)
         jobs = [(taken.item, taken.tier) for taken in batch if taken.item is not None]
-        self._running = (batch, self._executor.submit(self._runner.handle_batch, jobs))
+        if self._ending is not None and _job_ids(batch) & _job_ids(self._ending[0]):
+            # The same job read again: the runner knows it finished only once its end is written.
+            futures_wait([self._ending[1]])
+            self._close_ending()
+        if self._redo:
+            self._redo += batch
+            return
+        self._running = (batch, self._executor.submit(self._runner.start_batch, jobs))
 
     def _companions(self, first: Envelope[JobQueued]) -> list[Buffered[Dispatch]]:
         """Jobs that can run in one batch with ``first``, waiting up to the batch wait."""
@@ -228,6 +262,8 @@ class Worker:
         deadline = time.monotonic() + self._settings.worker_batch_wait_ms / 1000
         while len(found) < room and (left := deadline - time.monotonic()) > 0:
             self._read(left)
+            if self._ending is not None and self._ending[1].done():
+                self._close_ending()
             found += self._buffers.take_heads(compatible, room - len(found))
         return found
 
@@ -237,26 +273,55 @@ class Worker:
             self._consumers[entry.topic].resume([TopicPartition(*key)])
             self._paused.discard(key)
 
-    def _finish_if_done(self) -> None:
-        if self._running is None or not self._running[1].done():
+    def _settle(self) -> None:
+        """Commits finished ends, hands a batch that has run to the finisher, and reads again
+        what must run again once nothing is in flight."""
+        if self._ending is not None and self._ending[1].done():
+            self._close_ending()
+        if self._running is not None and self._running[1].done():
+            batch, future = self._running
+            self._running = None
+            if self._ending is not None:
+                futures_wait([self._ending[1]])  # commits keep the order the jobs ran in
+                self._close_ending()
+            try:
+                finish = future.result()
+            except Exception:
+                _log.exception("a batch stopped before its end; reading its dispatches again")
+                self._redo += batch
+            else:
+                if self._redo:
+                    # An earlier end was not written: committing this batch would pass it.
+                    self._redo += batch
+                else:
+                    self._ending = (batch, self._finisher.submit(finish))
+        if self._redo and not self._in_flight():
+            self._rewind_all(self._redo)
+            self._redo = []
+
+    def _close_ending(self) -> None:
+        if self._ending is None:
             return
-        batch, future = self._running
-        self._running = None
+        batch, future = self._ending
+        self._ending = None
         try:
             future.result()
         except Exception:
             # A job's end could not be written: run the jobs again rather than lose one.
             _log.exception("a job's end was not written; reading its dispatch again")
-            earliest: dict[tuple[str, int], Buffered[Dispatch]] = {}
-            for entry in batch:
-                key = (entry.topic, entry.partition)
-                if key not in earliest or entry.offset < earliest[key].offset:
-                    earliest[key] = entry
-            for entry in earliest.values():
-                self._rewind(entry)
+            self._redo += batch
             return
         for entry in batch:
             self._commit(entry)
+
+    def _rewind_all(self, batch: Batch) -> None:
+        earliest: dict[tuple[str, int], Buffered[Dispatch]] = {}
+        for entry in batch:
+            key = (entry.topic, entry.partition)
+            if key not in earliest or entry.offset < earliest[key].offset:
+                earliest[key] = entry
+        for entry in earliest.values():
+            self._rewind(entry)
 
     def _commit(self, entry: Buffered[Any]) -> None:
         position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
@@ -288,6 +353,10 @@ def batch_key(job: JobQueued) -> tuple[object, ...] | None:
             given = job.input
             return (job.job_type, given.width, given.height, given.steps, given.guidance)
     return None
+
+
+def _job_ids(batch: Batch) -> set[str]:
+    return {entry.item.data.job_id for entry in batch if entry.item is not None}
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -3,14 +3,24 @@ priority under a backlog. Credits are read from what the processors write."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
-from contracts import JobCancelRequested, SyntheticInput, Tier, Workload
+from contracts import JobCancelRequested, SyntheticInput, Tier, Workload, worker_group
+from genstream.kafka.partitioner import partition_for
 from genstream.settings import StackSettings
 from tests.integration.gpu_consumers.harness import Workers, of_type, running_workers, types
 from tests.integration.stream_processors.harness import Processors, running_processors
@@ -135,3 +145,74 @@ def test_pro_jobs_start_first_behind_a_free_backlog_and_free_still_gets_its_shar
     # With 70/20/10 shares, ten pro jobs need about 14 starts; free gets one in ten of them.
     assert set(pro) <= set(first), first
     assert any(job in free for job in first), first
+
+
+@pytest.mark.timeout(240)
+def test_an_end_the_brokers_do_not_acknowledge_is_run_again_and_nothing_behind_it_committed(
+    stack: StackSettings, tmp_path: Path, unique: str
+) -> None:
+    env = {"GENSTREAM_WORKER_END_WRITE_TIMEOUT_S": "2"}
+    with running_workers(
+        stack, unique, tmp_path, Workload.SYNTHETIC, env=env, start=False
+    ) as workers:
+        lifecycle = workers.topology.lifecycle.name
+        # Records larger than the topic allows are refused: no job's end can be written.
+        _set_topic_config(stack, lifecycle, "max.message.bytes", "64")
+        workers.start()
+        pro = workers.topology.tiers[Tier.PRO]
+        first, second = _two_jobs_on_one_partition(unique, pro.partitions)
+        for job in (first, second):
+            workers.dispatch(job, {"kind": "synthetic", "steps": 2, "step_ms": 10})
+        group = f"{workers.topology.prefix}{worker_group(Workload.SYNTHETIC)}"
+
+        _poll(lambda: workers.log().count("a job's end was not written") >= 2, what="end failures")
+        assert _committed(stack, group, pro.name, pro.partitions) == {}
+
+        _set_topic_config(stack, lifecycle, "max.message.bytes", None)
+        workers.wait_for(lambda _: workers.ended(first) and workers.ended(second))
+        for job in (first, second):
+            assert types(workers.of_job(job)).count("JobCompleted") == 1
+        # Committed past the second dispatch once both ends are in, and only then.
+        _poll(
+            lambda: list(_committed(stack, group, pro.name, pro.partitions).values()) == [2],
+            what="the commit",
+        )
+
+
+def _two_jobs_on_one_partition(unique: str, partitions: int) -> tuple[str, str]:
+    """Two job ids whose dispatches share a tier partition, so their order is the topic's."""
+    first = f"job-a-{unique}"
+    wanted = partition_for(first.encode(), partitions)
+    for index in range(1000):
+        second = f"job-b{index}-{unique}"
+        if partition_for(second.encode(), partitions) == wanted:
+            return first, second
+    raise AssertionError("no second job id on the first one's partition")
+
+
+def _set_topic_config(stack: StackSettings, topic: str, name: str, value: str | None) -> None:
+    """Sets a topic's config, or with ``None`` puts it back to the broker's default."""
+    admin = AdminClient(stack.kafka.librdkafka())
+    operation = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry(name, value or "", incremental_operation=operation)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+
+
+def _committed(stack: StackSettings, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed positions on the topic, by partition, where it has one."""
+    reader = Consumer(stack.kafka.librdkafka(**{"group.id": group}))
+    try:
+        asked = [TopicPartition(topic, partition) for partition in range(partitions)]
+        found = reader.committed(asked, timeout=10)
+    finally:
+        reader.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
+def _poll(check: Callable[[], bool], *, what: str, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

@@ -71,6 +71,9 @@ def test_a_job_runs_from_its_tier_topic_to_the_store_and_the_lifecycle(
     assert asyncio.run(_object_size(stack, output.key)) == 5000
     (preview,) = of_type(events, "JobPreview")
     assert asyncio.run(_object_size(stack, preview.preview_key)) > 0
+    # Previews are stored off the job's thread, but the job's end waits for them.
+    ordered = [kind for kind in kinds if kind != "JobProgress"]
+    assert ordered.index("JobPreview") < ordered.index("JobCompleted")
 
 
 def test_a_transient_failure_is_retried_and_then_dead_lettered(
@@ -141,6 +144,20 @@ def test_a_dispatch_seen_again_after_its_end_is_not_run_again(
         assert time.monotonic() < deadline, "the repeated dispatch was not seen"
         workers.seen()
     assert types(workers.of_job(job)).count("JobStarted") == 1
+
+
+def test_a_dispatch_repeated_right_behind_itself_runs_once(workers: Workers, unique: str) -> None:
+    job = f"job-{unique}"
+    workers.dispatch(job, synthetic(), wait=False)
+    workers.dispatch(job, synthetic())  # read while the first copy's end is being written
+    deadline = time.monotonic() + 60
+    while f'"job_id": "{job}"' not in _duplicates(workers.log()):
+        assert time.monotonic() < deadline, "the repeated dispatch was not seen"
+        workers.seen()
+    workers.wait_for(lambda _: workers.ended(job))
+    kinds = types(workers.of_job(job))
+    assert kinds.count("JobStarted") == 1
+    assert kinds.count("JobCompleted") == 1
 
 
 def _duplicates(log: str) -> str:
