@@ -1,5 +1,8 @@
 """``python -m bench [--only submit,dispatch,...] [--out PATH]`` (``make bench``).
 
+A full run writes ``bench/results/latest.json``; a run of some workloads writes
+``bench/results/partial.json``, so that it never replaces the last full run's figures.
+
 ``BENCH_QUICK=1`` runs every workload briefly, once; see ``bench.config`` for the other
 ``BENCH_*`` settings.
 """
@@ -14,6 +17,13 @@ from bench.config import from_environment
 from bench.procs import ROOT
 from bench.runner import ALL, run_benchmark
 
+RESULTS = ROOT / "bench" / "results"
+
+
+def default_out(only: set[str] | None) -> Path:
+    """Where the result document goes when ``--out`` is not given."""
+    return RESULTS / ("partial.json" if only else "latest.json")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -21,15 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "bench" / "results" / "latest.json",
-        help="where the result document goes",
+        help="where the result document goes (default: latest.json, or partial.json with --only)",
     )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",")} if args.only else None
     if only and not only <= set(ALL):
         parser.error(f"unknown workloads: {', '.join(sorted(only - set(ALL)))}")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    return run_benchmark(from_environment(), out=args.out, only=only)
+    out = args.out if args.out is not None else default_out(only)
+    return run_benchmark(from_environment(), out=out, only=only)
 
 
 if __name__ == "__main__":
