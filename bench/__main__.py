@@ -1,7 +1,8 @@
 """``python -m bench [--only submit,dispatch,...] [--out PATH]`` (``make bench``).
 
 A full run writes ``bench/results/latest.json``; a run of some workloads writes
-``bench/results/partial.json``, so that it never replaces the last full run's figures.
+``bench/results/partial.json`` and a quick run ``bench/results/quick.json``, so that neither
+replaces the last full run's figures.
 
 ``BENCH_QUICK=1`` runs every workload briefly, once; see ``bench.config`` for the other
 ``BENCH_*`` settings.
@@ -20,8 +21,10 @@ from bench.runner import ALL, run_benchmark
 RESULTS = ROOT / "bench" / "results"
 
 
-def default_out(only: set[str] | None) -> Path:
+def default_out(only: set[str] | None, *, quick: bool) -> Path:
     """Where the result document goes when ``--out`` is not given."""
+    if quick:
+        return RESULTS / "quick.json"
     return RESULTS / ("partial.json" if only else "latest.json")
 
 
@@ -31,15 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        help="where the result document goes (default: latest.json, or partial.json with --only)",
+        help=(
+            "where the result document goes (default: latest.json; partial.json with --only,"
+            " quick.json with BENCH_QUICK=1)"
+        ),
     )
     args = parser.parse_args(argv)
     only = {name.strip() for name in args.only.split(",")} if args.only else None
     if only and not only <= set(ALL):
         parser.error(f"unknown workloads: {', '.join(sorted(only - set(ALL)))}")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    out = args.out if args.out is not None else default_out(only)
-    return run_benchmark(from_environment(), out=out, only=only)
+    config = from_environment()
+    out = args.out if args.out is not None else default_out(only, quick=config.quick)
+    return run_benchmark(config, out=out, only=only)
 
 
 if __name__ == "__main__":
