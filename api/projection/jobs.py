@@ -30,6 +30,7 @@ from contracts import (
     JobRetried,
     JobStarted,
 )
+from genstream.db.chunks import in_chunks
 from genstream.db.read_model import JobEventRow
 
 __all__ = [
@@ -51,9 +52,6 @@ LIFECYCLE_TYPES: Final = TERMINAL_TYPES | frozenset(
 )
 """What the read model keeps. Commands (requested, cancel requested) are not lifecycle, and
 progress never reaches PostgreSQL."""
-
-_INSERT_CHUNK: Final = 1000
-"""Rows per INSERT: seven parameters each stays far below PostgreSQL's 65535."""
 
 _UPDATE_JOB = text(
     """
@@ -101,10 +99,10 @@ def store_job_events(connection: Connection, envelopes: Sequence[Envelope[Any]])
     rows = [event_row(envelope) for envelope in unique.values()]
     table = JobEventRow.__table__
     inserted: list[tuple[str, str]] = []
-    for start in range(0, len(rows), _INSERT_CHUNK):
+    for chunk in in_chunks(rows):
         statement = (
             insert(JobEventRow)
-            .values(rows[start : start + _INSERT_CHUNK])
+            .values(chunk)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(table.c.job_id, table.c.user_id)
         )

@@ -17,6 +17,7 @@ from contracts import (
     CreditsSettled,
     Envelope,
 )
+from genstream.db.chunks import in_chunks
 from genstream.db.models import CreditLedgerEntry
 
 
@@ -115,12 +116,16 @@ def apply_ledger_events(connection: Connection, envelopes: Sequence[Envelope[Any
     if not rows:
         return 0
     table = CreditLedgerEntry.__table__
-    inserted = connection.execute(
-        insert(CreditLedgerEntry)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(table.c.user_id, table.c.amount, table.c.reserved_change)
-    ).all()
+    inserted = [
+        row
+        for chunk in in_chunks(rows)
+        for row in connection.execute(
+            insert(CreditLedgerEntry)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(table.c.user_id, table.c.amount, table.c.reserved_change)
+        )
+    ]
     totals: dict[str, list[int]] = {}
     for user_id, available, reserved in inserted:
         total = totals.setdefault(user_id, [0, 0])

@@ -93,6 +93,23 @@ def test_projection_sums_the_ledger_and_ignores_redelivery(
     assert _balance(schema_engine, alice) == (75, 0)
 
 
+def test_a_batch_beyond_one_statements_parameters_is_stored_whole(
+    schema_engine: Engine, unique: str
+) -> None:
+    # Nine parameters a row: one INSERT of 8,000 rows would pass PostgreSQL's 65,535.
+    users = [f"u{index}-{unique}" for index in range(8)]
+    events = [
+        _ledger(user, CreditsGranted(amount=1, reason="bonus", idempotency_key=f"g{n}:{user}"))
+        for n in range(1000)
+        for user in users
+    ]
+    with schema_engine.begin() as connection:
+        assert apply_ledger_events(connection, events) == len(events)
+    assert [_balance(schema_engine, user) for user in users] == [(1000, 0)] * len(users)
+    with schema_engine.begin() as connection:
+        assert apply_ledger_events(connection, events) == 0
+
+
 def _entries(engine: Engine) -> int:
     with Session(engine) as session:
         return len(session.scalars(select(CreditLedgerEntry.seq)).all())
