@@ -6,9 +6,8 @@ them (derived ids where the processors and workers derive them, fresh ones elsew
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -260,12 +259,3 @@ def granted(user_id: str, amount: int) -> Envelope[Any]:
         user_id=user_id,
         source=SOURCE,
     )
-
-
-def poll_until(check: Callable[[], bool], *, timeout_s: float = 30.0, what: str = "") -> None:
-    """Polls ``check`` until it holds; fails at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s:.0f}s: {what or check}")
-        time.sleep(0.02)

@@ -29,10 +29,10 @@ from tests.integration.api.lifecycle import (
     add_user,
     granted,
     job_row,
-    poll_until,
     project,
     stored_event_ids,
 )
+from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -37,12 +37,12 @@ from tests.integration.api.webhooks_harness import (
     dispatcher_parts,
     dispatcher_process,
     dispatcher_running,
-    eventually,
     queued,
     started,
     status_of,
     webhook_settings,
 )
+from tests.polling import poll_until
 from tests.unit.api.webhook_receiver import Answer, Receiver
 
 pytestmark = pytest.mark.integration
@@ -121,8 +121,8 @@ async def test_terminal_event_is_posted_once_signed_with_the_owners_secret(
         done = lifecycle.send(completed(job_id), user_id)
         with dispatcher_running(stack, engine, settings):
             [request] = receiver.wait_for(1)
-            eventually(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
-            eventually(lambda: status_of(engine, job_id) == "delivered")
+            poll_until(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
+            poll_until(lambda: status_of(engine, job_id) == "delivered")
         assert len(receiver.received) == 1
 
     assert request.headers["webhook-id"] == done.id
@@ -168,7 +168,7 @@ async def test_failing_endpoint_gets_the_event_on_the_third_attempt(
         lifecycle.send(completed(job_id), user_id)
         with dispatcher_running(stack, engine, settings):
             requests = receiver.wait_for(3)
-            eventually(lambda: status_of(engine, job_id) == "delivered")
+            poll_until(lambda: status_of(engine, job_id) == "delivered")
     # Every attempt is the same message: same id, same body.
     assert len({r.headers["webhook-id"] for r in requests}) == 1
     assert len({r.body for r in requests}) == 1
@@ -197,8 +197,8 @@ def test_redelivered_event_is_not_sent_again(
         lifecycle.resend(done)
         with dispatcher_running(stack, engine, settings):
             receiver.wait_for(1)
-            eventually(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
-            eventually(lambda: status_of(engine, job_id) == "delivered")
+            poll_until(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
+            poll_until(lambda: status_of(engine, job_id) == "delivered")
         # The whole topic read again from the start (offsets lost), plus a copy and a late,
         # different terminal event of the same job: still nothing new to send.
         lifecycle.resend(done)
@@ -208,7 +208,7 @@ def test_redelivered_event_is_not_sent_again(
         lifecycle.send(late, user_id)
         again = settings.model_copy(update={"group_id": f"test-webhooks-again-{unique}"})
         with dispatcher_running(stack, engine, again):
-            eventually(lambda: caught_up(stack, again.group_id, lifecycle.topic))
+            poll_until(lambda: caught_up(stack, again.group_id, lifecycle.topic))
         assert len(receiver.received) == 1
     [delivery] = deliveries(engine, job_id)
     assert (delivery.event_id, delivery.status, delivery.attempts) == (done.id, "delivered", 1)
@@ -274,7 +274,7 @@ def test_hung_endpoint_does_not_hold_up_other_deliveries(
         with dispatcher_running(stack, engine, slow):
             hung.wait_for(1)
             healthy.wait_for(1)
-            eventually(lambda: status_of(engine, healthy_job) == "delivered")
+            poll_until(lambda: status_of(engine, healthy_job) == "delivered")
             # Delivered while the hung endpoint still holds its one request: no attempt to it
             # has finished, and it never had more than one worker.
             assert all(deliveries(engine, job)[0].attempts == 0 for job in hung_jobs)
@@ -298,7 +298,7 @@ def test_dispatcher_killed_after_recording_delivers_once_after_restart(
         # Recorded, not sent: an intake-only dispatcher, killed once the delivery is stored.
         recorder = dispatcher_process(stack, settings, log, "--role", "intake")
         try:
-            eventually(lambda: len(deliveries(engine, job_id)) == 1, timeout_s=60)
+            poll_until(lambda: len(deliveries(engine, job_id)) == 1, timeout_s=60)
             assert recorder.poll() is None, log.read_text()
             recorder.send_signal(signal.SIGKILL)
         finally:
@@ -311,8 +311,8 @@ def test_dispatcher_killed_after_recording_delivers_once_after_restart(
         restarted = dispatcher_process(stack, settings, log)
         try:
             [request] = receiver.wait_for(1, timeout_s=60)
-            eventually(lambda: status_of(engine, job_id) == "delivered")
-            eventually(lambda: caught_up(stack, settings.group_id, lifecycle.topic), timeout_s=60)
+            poll_until(lambda: status_of(engine, job_id) == "delivered")
+            poll_until(lambda: caught_up(stack, settings.group_id, lifecycle.topic), timeout_s=60)
             restarted.send_signal(signal.SIGTERM)
             assert restarted.wait(60) == 0, log.read_text()
         finally:
@@ -337,7 +337,7 @@ def test_jobs_without_a_webhook_and_events_of_another_user_are_not_announced(
         lifecycle.send(completed(quiet_job), owner)
         lifecycle.send(completed(job_id), intruder)
         with dispatcher_running(stack, engine, settings):
-            eventually(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
+            poll_until(lambda: caught_up(stack, settings.group_id, lifecycle.topic))
         assert receiver.received == []
     assert deliveries(engine, quiet_job) == []
     assert deliveries(engine, job_id) == []

@@ -6,9 +6,8 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,12 +262,3 @@ def caught_up(stack: StackSettings, group_id: str, topic: TopicSpec) -> bool:
         return True
     finally:
         consumer.close()
-
-
-def eventually(check: Callable[[], bool], *, timeout_s: float = 30.0, what: str = "") -> None:
-    """Polls ``check`` until it holds; fails at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s:.0f}s: {what or check}")
-        time.sleep(0.05)

@@ -3,9 +3,8 @@ priority under a backlog. Credits are read from what the processors write."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from genstream.kafka.partitioner import partition_for
 from genstream.settings import StackSettings
 from tests.integration.gpu_consumers.harness import Workers, of_type, running_workers, types
 from tests.integration.stream_processors.harness import Processors, running_processors
+from tests.polling import poll_until
 
 
 @pytest.fixture
@@ -165,7 +165,12 @@ def test_an_end_the_brokers_do_not_acknowledge_is_run_again_and_nothing_behind_i
             workers.dispatch(job, {"kind": "synthetic", "steps": 2, "step_ms": 10})
         group = f"{workers.topology.prefix}{worker_group(Workload.SYNTHETIC)}"
 
-        _poll(lambda: workers.log().count("a job's end was not written") >= 2, what="end failures")
+        poll_until(
+            lambda: workers.log().count("a job's end was not written") >= 2,
+            what="end failures",
+            timeout_s=90.0,
+            interval_s=0.2,
+        )
         assert _committed(stack, group, pro.name, pro.partitions) == {}
 
         _set_topic_config(stack, lifecycle, "max.message.bytes", None)
@@ -173,9 +178,11 @@ def test_an_end_the_brokers_do_not_acknowledge_is_run_again_and_nothing_behind_i
         for job in (first, second):
             assert types(workers.of_job(job)).count("JobCompleted") == 1
         # Committed past the second dispatch once both ends are in, and only then.
-        _poll(
+        poll_until(
             lambda: list(_committed(stack, group, pro.name, pro.partitions).values()) == [2],
             what="the commit",
+            timeout_s=90.0,
+            interval_s=0.2,
         )
 
 
@@ -209,10 +216,3 @@ def _committed(stack: StackSettings, group: str, topic: str, partitions: int) ->
     finally:
         reader.close()
     return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
-
-
-def _poll(check: Callable[[], bool], *, what: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)

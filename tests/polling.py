@@ -1,0 +1,23 @@
+"""Waiting for what the real stack does, with a deadline instead of a sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+__all__ = ["poll_until"]
+
+
+def poll_until(
+    check: Callable[[], bool],
+    *,
+    timeout_s: float = 30.0,
+    what: str = "",
+    interval_s: float = 0.05,
+) -> None:
+    """Polls ``check`` until it holds; fails at the deadline, naming ``what`` it waited for."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s:.0f}s: {what or check}")
+        time.sleep(interval_s)
