@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -139,10 +138,7 @@ def test_a_dispatch_seen_again_after_its_end_is_not_run_again(
     workers.dispatch(job, synthetic())
     workers.wait_for(lambda _: workers.ended(job))
     workers.dispatch(job, synthetic())  # as a processors restart may write it again
-    deadline = time.monotonic() + 60
-    while f'"job_id": "{job}"' not in _duplicates(workers.log()):
-        assert time.monotonic() < deadline, "the repeated dispatch was not seen"
-        workers.seen()
+    _wait_for_duplicate(workers, job)
     assert types(workers.of_job(job)).count("JobStarted") == 1
 
 
@@ -150,14 +146,16 @@ def test_a_dispatch_repeated_right_behind_itself_runs_once(workers: Workers, uni
     job = f"job-{unique}"
     workers.dispatch(job, synthetic(), wait=False)
     workers.dispatch(job, synthetic())  # read while the first copy's end is being written
-    deadline = time.monotonic() + 60
-    while f'"job_id": "{job}"' not in _duplicates(workers.log()):
-        assert time.monotonic() < deadline, "the repeated dispatch was not seen"
-        workers.seen()
+    _wait_for_duplicate(workers, job)
     workers.wait_for(lambda _: workers.ended(job))
     kinds = types(workers.of_job(job))
     assert kinds.count("JobStarted") == 1
     assert kinds.count("JobCompleted") == 1
+
+
+def _wait_for_duplicate(workers: Workers, job: str) -> None:
+    """Until the worker has logged the job's repeated dispatch as a duplicate."""
+    workers.wait_for(lambda _: f'"job_id": "{job}"' in _duplicates(workers.log()), timeout_s=60)
 
 
 def _duplicates(log: str) -> str:
