@@ -12,12 +12,16 @@ def poll_until(
     check: Callable[[], bool],
     *,
     timeout_s: float = 30.0,
-    what: str = "",
+    what: str | Callable[[], str] = "",
     interval_s: float = 0.05,
 ) -> None:
-    """Polls ``check`` until it holds; fails at the deadline, naming ``what`` it waited for."""
+    """Polls ``check`` until it holds; fails at the deadline, naming ``what`` it waited for.
+
+    ``what`` may be a callable, to describe the state the check last saw.
+    """
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s:.0f}s: {what or check}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"not within {timeout_s:.0f}s: {described or check}")
         time.sleep(interval_s)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
 
 from contracts import (
     Envelope,
@@ -24,12 +24,15 @@ from contracts import (
     Workload,
     decode,
     tier_topic,
+    worker_group,
 )
 from contracts.inputs import input_model_for
 from genstream.kafka import delete_topics, ensure_topics
+from genstream.kafka.admin import admin_client
 from genstream.settings import StackSettings
 from gpu_consumers.topology import WorkerTopology
 from producers import EventProducer
+from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -95,6 +98,42 @@ class Workers:
                     stderr=subprocess.STDOUT,
                 )
             )
+
+    def wait_joined(self, *, timeout_s: float = 90) -> None:
+        """Waits until the group is stable with every started worker holding tier partitions.
+
+        A worker that joins after a job started takes some of the first worker's partitions,
+        the running job's among them, and would run that job again from its uncommitted
+        offset; tests that place jobs on particular workers wait for this first.
+        """
+        group = f"{self.topology.prefix}{worker_group(self.workload)}"
+        tiers = {spec.name: spec.partitions for spec in self.topology.tiers.values()}
+        members_expected = len(self.processes) * len(tiers)
+        admin = admin_client(self.stack.kafka)
+        state = ["not described yet"]
+
+        def settled() -> bool:
+            try:
+                described = admin.describe_consumer_groups([group])[group].result(timeout=5)
+            except KafkaException as exc:
+                state[0] = str(exc)
+                return False
+            held = [m.assignment.topic_partitions or [] for m in described.members]
+            covered = {(tp.topic, tp.partition) for parts in held for tp in parts}
+            state[0] = f"{described.state}, {len(held)} members, {len(covered)} partitions held"
+            return (
+                described.state == ConsumerGroupState.STABLE
+                and len(held) == members_expected
+                and all(held)
+                and len(covered) == sum(tiers.values())
+            )
+
+        poll_until(
+            settled,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+            what=lambda: f"group {group} settled with {len(self.processes)} workers ({state[0]})",
+        )
 
     def kill(self, index: int) -> None:
         process = self.processes[index]
@@ -219,6 +258,8 @@ def running_workers(
     workers = Workers(stack, unique, log_dir, workload, env=env)
     if start:
         workers.start(count)
+        if count > 1:
+            workers.wait_joined()
     try:
         yield workers
     finally:

@@ -49,6 +49,7 @@ def test_a_worker_killed_mid_job_its_job_completes_elsewhere_and_is_charged_once
 ) -> None:
     processors, workers = system
     workers.start(2)
+    workers.wait_joined()
     user, job = f"u-{unique}", f"job-{unique}"
     processors.grant(user, 5)
     long_job = SyntheticInput(kind="synthetic", steps=40, step_ms=100)
