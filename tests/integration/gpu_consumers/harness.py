@@ -256,11 +256,11 @@ def running_workers(
     start: bool = True,
 ) -> Iterator[Workers]:
     workers = Workers(stack, unique, log_dir, workload, env=env)
-    if start:
-        workers.start(count)
-        if count > 1:
-            workers.wait_joined()
     try:
+        if start:
+            workers.start(count)
+            if count > 1:
+                workers.wait_joined()
         yield workers
     finally:
         workers.close()
