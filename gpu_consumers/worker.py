@@ -32,6 +32,7 @@ from gpu_consumers.dispatch import Buffered, DispatchBuffers
 from gpu_consumers.runner import Finish, JobRunner, Outcome
 from gpu_consumers.scheduling import TierScheduler
 from gpu_consumers.settings import WorkerSettings
+from gpu_consumers.startup import StartupGate
 from gpu_consumers.topology import WorkerTopology
 
 __all__ = ["Worker"]
@@ -39,7 +40,7 @@ __all__ = ["Worker"]
 _log = logging.getLogger(__name__)
 
 _JOIN_GRACE_S = 30.0
-"""The longest a starting worker waits for all its tier consumers to join before working."""
+"""The longest a starting worker waits for its tiers to join and show their backlog."""
 _TICK_S = 0.005
 """How long the loop waits on one thing before looking at the others again."""
 
@@ -74,6 +75,8 @@ class Worker:
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": max(1000, session_ms // 5),
+            # The end of a partition tells a starting worker it has seen what waits there.
+            "enable.partition.eof": True,
         }
         # One consumer per tier, all in the workload's group: the group's assignor then spreads
         # each tier's partitions over the workers (members take only what they subscribe
@@ -83,8 +86,10 @@ class Worker:
             spec.name: Consumer(settings.kafka.librdkafka(**options))
             for spec in topology.tiers.values()
         }
+        self._topics = {id(consumer): topic for topic, consumer in self._consumers.items()}
         self._first = next(iter(self._consumers.values()))
-        self._started = time.monotonic()
+        self._gate = StartupGate(self._consumers, grace_s=_JOIN_GRACE_S)
+        self._working = False
         self._buffers: DispatchBuffers[Dispatch] = DispatchBuffers(settings.worker_prefetch)
         self._scheduler = TierScheduler(settings.shares)
         self._paused: set[tuple[str, int]] = set()
@@ -94,27 +99,22 @@ class Worker:
         self._ending: tuple[Batch, Future[list[Outcome]]] | None = None
         self._redo: Batch = []
         """Dispatches to read again once nothing is in flight: an end was not written."""
-        self.assigned = threading.Event()
-        """Set once every tier consumer has had its first assignment (tests, readiness)."""
-        self._joined: set[int] = set()
-        """Set once the group has given this worker partitions (tests and readiness)."""
 
     # -- group membership ----------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         _log.info("partitions assigned: %s", _names(partitions))
-        self._joined.add(id(consumer))
-        if len(self._joined) == len(self._consumers):
-            self.assigned.set()
+        self._gate.assigned(self._topics[id(consumer)], _keys(partitions))
 
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
-        gone = [(tp.topic, tp.partition) for tp in partitions]
+        gone = _keys(partitions)
+        self._gate.revoked(gone)
         dropped = self._buffers.drop(gone)
         self._paused.difference_update(gone)
         _log.info("partitions revoked: %s (%d read-ahead jobs let go)", _names(partitions), dropped)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, drain_timeout_s: float = 600.0) -> None:
-        self._started = time.monotonic()
+        self._gate.restart()
         for topic, consumer in self._consumers.items():
             consumer.subscribe(
                 [topic],
@@ -187,12 +187,15 @@ class Worker:
 
     def _take(self, messages: list[Message]) -> None:
         for message in messages:
+            topic, partition = message.topic() or "", message.partition() or 0
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._gate.read((topic, partition))
+                else:
                     _log.warning("read error: %s", error)
                 continue
-            topic, partition = message.topic() or "", message.partition() or 0
+            self._gate.read((topic, partition))
             entry = Buffered(
                 tier=self._topology.tier_of(topic),
                 topic=topic,
@@ -216,10 +219,17 @@ class Worker:
         return envelope
 
     def _start_next(self) -> None:
-        if not self.assigned.is_set() and time.monotonic() < self._started + _JOIN_GRACE_S:
-            # The tiers join the group one after another: starting before all have their
-            # partitions would run free jobs while pro ones wait unseen.
+        if not self._gate.is_open():
+            # Starting before every tier has shown its backlog would run free jobs while pro
+            # ones wait unseen.
             return
+        if not self._working:
+            self._working = True
+            _log.info(
+                "starting work: %s after %.2f s",
+                "every tier read" if self._gate.caught_up else "grace period over",
+                self._gate.waited_s,
+            )
         tier = self._scheduler.pick(self._buffers.waiting())
         if tier is None:
             return
@@ -357,6 +367,10 @@ def batch_key(job: JobQueued) -> tuple[object, ...] | None:
 
 def _job_ids(batch: Batch) -> set[str]:
     return {entry.item.data.job_id for entry in batch if entry.item is not None}
+
+
+def _keys(partitions: list[TopicPartition]) -> list[tuple[str, int]]:
+    return [(tp.topic, tp.partition) for tp in partitions]
 
 
 def _names(partitions: list[TopicPartition]) -> str:
