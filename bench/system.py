@@ -63,3 +63,7 @@ class System(Protocol):
     def admitted(self, job_ids: Sequence[str], *, timeout_s: float) -> int:
         """Waits until the jobs are queued for the workers; returns how many are."""
         ...
+
+    def pids(self) -> dict[str, int]:
+        """The running service processes by name."""
+        ...

@@ -9,11 +9,13 @@ from __future__ import annotations
 import http.client
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bench import cpu
 from bench.config import BenchConfig
 from bench.load import LoadRun, run_open_loop
 from bench.schedule import open_loop_schedule
@@ -259,21 +261,35 @@ def run_pipeline(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         runs.append(_pipeline_burst(system, jobs, config.pipeline_timeout_s))
         _log.info("%s pipeline: %s", system.name, _brief(runs[-1]))
     keys = ("jobs_per_s", "end_to_end_jobs_per_s", "completed", "handover_s")
-    return {"jobs": jobs, "workers": config.workers, **combine(runs, keys)}
+    # Where the CPU went, by component, so that a rate can be read against its cost.
+    cpu_keys = sorted({key for run in runs for key in run if key.startswith("cpu_ms_per_job.")})
+    return {"jobs": jobs, "workers": config.workers, **combine(runs, (*keys, *cpu_keys))}
 
 
 def _pipeline_burst(system: System, count: int, timeout_s: float) -> dict[str, float]:
     jobs = [JobSpec(_job_id("pipe"), i, "pro", 0, 0) for i in range(count)]
     ids = [job.job_id for job in jobs]
+    named = _named_pids(system)
+    cpu_before = cpu.sample(named)
     began = time.time()
     system.enqueue(jobs)
     handed_over = time.time() - began
     done = system.clock.wait_for("completed", ids, timeout_s=timeout_s)
+    used = cpu.cpu_ms_per_job(cpu_before, cpu.sample(named), len(done))
     return {
         **_throughput(sorted(done.values()), began),
         "handover_s": handed_over,
         "completed": float(len(done)),
+        **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
     }
+
+
+def _named_pids(system: System) -> dict[int, str]:
+    """The system's service processes, and this one as ``bench``, for CPU accounting."""
+    # Workers "worker-0", "worker-1", ... are summed as one component.
+    named = {pid: name.split("-")[0] for name, pid in system.pids().items()}
+    named[os.getpid()] = "bench"
+    return named
 
 
 def _throughput(times: list[float], began: float) -> dict[str, float]:
