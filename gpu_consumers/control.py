@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Final
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from contracts import (
     ContractError,
@@ -110,31 +110,39 @@ class JobControl:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            message = self._consumer.poll(0.5)
-            if message is None:
+            # Waits for one record, then takes what else has arrived in one call: every
+            # worker reads every lifecycle record, most of them unwanted. (``consume`` with a
+            # timeout would wait out the whole of it unless its count were reached.)
+            first = self._consumer.poll(0.5)
+            if first is None:
                 continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._behind.discard((message.topic() or "", message.partition() or 0))
-                    if not self._behind:
-                        self._caught_up.set()
-                else:
-                    _log.warning("job control read error: %s", error)
-                continue
-            headers = record_headers(message)
-            kind = dict(headers).get(HEADER_TYPE, b"").decode(errors="replace")
-            if kind not in _WANTED:
-                continue
-            try:
-                data = decode(message.value(), headers).data
-            except ContractError:
-                continue  # the record's own consumers park it; here it says nothing
-            with self._lock:
-                if isinstance(data, JobCancelRequested):
-                    _remember(self._cancel_asked, data.job_id, data.reason or "cancelled")
-                elif isinstance(data, JobCancelled | JobCompleted | JobFailed | JobExpired):
-                    _remember(self._finished, data.job_id, data.wire_type())
+            self._take(first)
+            for message in self._consumer.consume(num_messages=500, timeout=0):
+                self._take(message)
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                self._behind.discard((message.topic() or "", message.partition() or 0))
+                if not self._behind:
+                    self._caught_up.set()
+            else:
+                _log.warning("job control read error: %s", error)
+            return
+        headers = record_headers(message)
+        kind = dict(headers).get(HEADER_TYPE, b"").decode(errors="replace")
+        if kind not in _WANTED:
+            return
+        try:
+            data = decode(message.value(), headers).data
+        except ContractError:
+            return  # the record's own consumers park it; here it says nothing
+        with self._lock:
+            if isinstance(data, JobCancelRequested):
+                _remember(self._cancel_asked, data.job_id, data.reason or "cancelled")
+            elif isinstance(data, JobCancelled | JobCompleted | JobFailed | JobExpired):
+                _remember(self._finished, data.job_id, data.wire_type())
 
 
 def _remember(table: OrderedDict[str, str], job_id: str, value: str) -> None:

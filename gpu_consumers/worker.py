@@ -83,7 +83,9 @@ class Worker:
         # to), where one consumer of all three topics could leave every pro partition to a
         # single worker and the others without pro work.
         self._consumers = {
-            spec.name: Consumer(settings.kafka.librdkafka(**options))
+            spec.name: Consumer(
+                {**settings.kafka.librdkafka(**options), "on_commit": _commit_failed_note}
+            )
             for spec in topology.tiers.values()
         }
         self._topics = {id(consumer): topic for topic, consumer in self._consumers.items()}
@@ -334,12 +336,16 @@ class Worker:
             self._rewind(entry)
 
     def _commit(self, entry: Buffered[Any]) -> None:
+        """Commits past ``entry`` without waiting for the broker's answer.
+
+        The job's end is already acknowledged, so a commit lost in a crash or a rebalance
+        only lets the next owner read the dispatch again, and job control tells it the job
+        has finished. Waiting here would add a broker round trip to every job.
+        """
         position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
         try:
-            self._consumers[entry.topic].commit(offsets=[position], asynchronous=False)
+            self._consumers[entry.topic].commit(offsets=[position], asynchronous=True)
         except KafkaException as exc:
-            # The partition moved to another worker, which reads the job again and finds it
-            # finished; nothing is lost.
             _log.warning("commit after a job failed: %s", exc)
 
     def _rewind(self, entry: Buffered[Any]) -> None:
@@ -354,6 +360,13 @@ class Worker:
         if key in self._paused:
             self._consumers[entry.topic].resume([TopicPartition(*key)])
             self._paused.discard(key)
+
+
+def _commit_failed_note(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """Notes an asynchronous commit that failed: the partition most likely moved to another
+    worker, which reads the job again and finds it finished; nothing is lost."""
+    if error is not None:
+        _log.warning("commit after a job failed: %s (%s)", error, _names(partitions))
 
 
 def batch_key(job: JobQueued) -> tuple[object, ...] | None:
