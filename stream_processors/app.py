@@ -29,6 +29,7 @@ import faust
 from faust.types import EventT
 
 from contracts import (
+    REGISTRY,
     Catalog,
     ContractError,
     CreditsReleased,
@@ -52,6 +53,7 @@ from contracts import (
     load_catalog,
     partition_key,
 )
+from contracts.codec import HEADER_TYPE
 from contracts.topics import USER_PARTITIONS
 from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
@@ -66,6 +68,12 @@ from stream_processors.topology import Topology
 
 SOURCE = "genstream/processors"
 _OUTCOME_TYPES = (JobStarted, JobCompleted, JobFailed, JobCancelled, JobExpired)
+_NOT_OUTCOMES: frozenset[str] = frozenset(REGISTRY.models) - {
+    model.wire_type() for model in _OUTCOME_TYPES
+}
+"""Lifecycle records the outcome agent passes over by their type header alone: most of the
+lifecycle (acceptances, queueing, previews) says nothing to an account. A record without a
+known type is still decoded, so that one that is not an event is parked."""
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +92,11 @@ def caused_event_id(data: Event) -> str:
 
 def _headers(event: EventT[Any]) -> RawHeaders:
     return normalize_headers(event.message.headers)
+
+
+def _header_type(headers: RawHeaders) -> str | None:
+    raw = next((value for name, value in headers if name.lower() == HEADER_TYPE), None)
+    return raw.decode("utf-8", "replace") if raw is not None else None
 
 
 def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) -> faust.App:
@@ -148,10 +161,17 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         acks.caused(parked)
         _log.warning("record parked on the dead-letter topic: %s", error)
 
-    async def decoded(acks: Acknowledger) -> AsyncIterator[tuple[EventT[Any], Envelope[Any]]]:
+    async def decoded(
+        acks: Acknowledger, *, unread: frozenset[str] = frozenset()
+    ) -> AsyncIterator[tuple[EventT[Any], Envelope[Any]]]:
+        """Each input decoded, the undecodable parked; those whose type header is in
+        ``unread`` are passed over (still acknowledged) without being decoded."""
         async for event in acks.events():
+            headers = _headers(event)
+            if unread and _header_type(headers) in unread:
+                continue
             try:
-                envelope = decode(event.value, _headers(event))
+                envelope = decode(event.value, headers)
             except ContractError as error:
                 await park(event, error, acks)
                 continue
@@ -217,7 +237,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
     async def outcome_agent(stream: faust.StreamT[Any]) -> None:
         forward = outputs[topology.outcomes.name]
         acks = Acknowledger(stream)
-        async for event, envelope in decoded(acks):
+        async for event, envelope in decoded(acks, unread=_NOT_OUTCOMES):
             if isinstance(envelope.data, _OUTCOME_TYPES):
                 delivery = await forward.send(
                     key=envelope.user_id.encode(), value=event.value, headers=_headers(event)
