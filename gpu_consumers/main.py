@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 
 from prometheus_client import start_http_server
 
 from contracts import JobType
 from genstream.kafka.deadletter import DeadLetters
 from genstream.logs import configure_logging
+from genstream.signals import stop_on_signals
 from gpu_consumers.control import JobControl
 from gpu_consumers.gpu_stats import GpuStats
 from gpu_consumers.model_cache import ModelCache, ModelKey
@@ -56,12 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     topology = WorkerTopology(settings.worker_workload, prefix=settings.worker_topic_prefix)
     stop = threading.Event()
 
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        _log.info("stopping on signal %d; the running job is let finish", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(stop, log=_log, message="stopping; the running job is let finish")
 
     cache, models = _pipeline_provider(settings)
     control = JobControl(

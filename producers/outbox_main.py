@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import Literal
 
 from pydantic import Field
@@ -21,6 +19,7 @@ from genstream.db import PostgresSettings, sync_engine
 from genstream.kafka import KafkaSettings
 from genstream.logs import configure_logging
 from genstream.settings import settings_config
+from genstream.signals import stop_on_signals
 from producers.outbox_relay import OutboxRelay
 
 _log = logging.getLogger("producers.outbox_main")
@@ -59,12 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("outbox-relay", settings.log_level)
     stop = threading.Event()
 
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        _log.info("stopping after the current batch", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(stop, log=_log, message="stopping after the current batch")
 
     engine = sync_engine(settings.pg, schema=settings.outbox_pg_schema)
     relay = OutboxRelay(engine=engine, kafka=settings.kafka, batch_size=settings.outbox_batch_size)

@@ -7,7 +7,7 @@ PostgreSQL in one transaction and only then are its offsets committed.
 from __future__ import annotations
 
 import argparse
-import signal
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Literal
@@ -22,6 +22,9 @@ from genstream.db import PostgresSettings, sync_engine
 from genstream.kafka import DeadLetters, EventConsumer, KafkaSettings
 from genstream.logs import configure_logging
 from genstream.settings import settings_config
+from genstream.signals import stop_on_signals
+
+_log = logging.getLogger("api.projection.main")
 
 
 class ProjectionSettings(BaseSettings):
@@ -49,8 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = ProjectionSettings()
     configure_logging("projection", settings.log_level)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop, log=_log, message="stopping after the current batch")
 
     engine = sync_engine(settings.pg, schema=settings.projection_pg_schema)
     dead_letters = DeadLetters(

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Literal
 
 from pydantic import ValidationError
@@ -27,6 +25,7 @@ from api.webhooks.store import DeliveryStore
 from genstream.db import sync_engine
 from genstream.kafka import EventConsumer
 from genstream.logs import configure_logging
+from genstream.signals import stop_on_signals
 
 _log = logging.getLogger("api.webhooks.main")
 
@@ -72,12 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     webhooks = settings.webhooks
     stop = threading.Event()
 
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        _log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop_on_signals(stop, log=_log, message="stopping")
 
     engine = sync_engine(settings.pg, schema=webhooks.pg_schema)
     store = DeliveryStore(
