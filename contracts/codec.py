@@ -39,6 +39,7 @@ __all__ = [
     "Headers",
     "decode",
     "encode",
+    "header_type",
     "kafka_headers",
 ]
 
@@ -139,8 +140,7 @@ def _decode_canonical(
     and ``trace`` are the envelope's, so the checks ``decode`` makes on the parsed body
     give the same answers here.
     """
-    raw_type = next((v for n, v in headers if n.lower() == HEADER_TYPE), None)
-    wire_type = raw_type.decode("utf-8", "replace") if isinstance(raw_type, bytes) else raw_type
+    wire_type = header_type(headers)
     model = registry.models.get(wire_type) if wire_type is not None else None
     if model is None:
         return None
@@ -152,6 +152,12 @@ def _decode_canonical(
         return None
     _check_headers(headers, wire_type=envelope.type, version=model.VERSION, body=envelope)
     return envelope
+
+
+def header_type(headers: Headers) -> str | None:
+    """The event type a record's ``ce_type`` header names (any case), or ``None``."""
+    raw = next((value for name, value in headers if name.lower() == HEADER_TYPE), None)
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
 @functools.cache

@@ -53,7 +53,7 @@ from contracts import (
     load_catalog,
     partition_key,
 )
-from contracts.codec import HEADER_TYPE
+from contracts.codec import header_type
 from contracts.topics import USER_PARTITIONS
 from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
@@ -92,11 +92,6 @@ def caused_event_id(data: Event) -> str:
 
 def _headers(event: EventT[Any]) -> RawHeaders:
     return normalize_headers(event.message.headers)
-
-
-def _header_type(headers: RawHeaders) -> str | None:
-    raw = next((value for name, value in headers if name.lower() == HEADER_TYPE), None)
-    return raw.decode("utf-8", "replace") if raw is not None else None
 
 
 def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) -> faust.App:
@@ -168,7 +163,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         ``unread`` are passed over (still acknowledged) without being decoded."""
         async for event in acks.events():
             headers = _headers(event)
-            if unread and _header_type(headers) in unread:
+            if unread and header_type(headers) in unread:
                 continue
             try:
                 envelope = decode(event.value, headers)

@@ -13,8 +13,8 @@ from contracts import (
     JobQueued,
     JobStarted,
 )
-from contracts.codec import HEADER_TYPE
-from stream_processors.app import _NOT_OUTCOMES, _header_type
+from contracts.codec import HEADER_TYPE, header_type
+from stream_processors.app import _NOT_OUTCOMES
 
 
 def test_outcomes_are_read_and_the_rest_of_the_lifecycle_is_not() -> None:
@@ -27,9 +27,9 @@ def test_outcomes_are_read_and_the_rest_of_the_lifecycle_is_not() -> None:
 
 def test_the_type_header_is_found_whatever_its_case_and_missing_is_none() -> None:
     wire = JobAccepted.wire_type()
-    assert _header_type([("ce_id", b"1"), (HEADER_TYPE, wire.encode())]) == wire
-    assert _header_type([(HEADER_TYPE.upper(), wire.encode())]) == wire
-    assert _header_type([("content-type", b"application/json")]) is None
+    assert header_type([("ce_id", b"1"), (HEADER_TYPE, wire.encode())]) == wire
+    assert header_type([(HEADER_TYPE.upper(), wire.encode())]) == wire
+    assert header_type([("content-type", b"application/json")]) is None
     # A record with no type, or one not known, is not passed over: it is decoded and parked.
-    assert _header_type([]) not in _NOT_OUTCOMES
+    assert header_type([]) not in _NOT_OUTCOMES
     assert "genstream.job.nonsense.v1" not in _NOT_OUTCOMES
