@@ -394,6 +394,11 @@ def rebuild_command(argv: list[str], *, timeout_s: float) -> RebuildRun:
     return RebuildRun(seconds, int(found[1]), found[2], done.returncode, done.stdout)
 
 
+def _phases(run: RebuildRun) -> str:
+    found = re.search(r"^time by phase (.*)$", run.out, re.MULTILINE)
+    return found[1] if found else "no time by phase"
+
+
 def run_replay(stack: StackSettings, config: BenchConfig, *, run_id: str) -> dict[str, Any]:
     prefix = f"bench.{run_id}.replay."
     lifecycle, ledger = JOBS_LIFECYCLE.prefixed(prefix), CREDITS_LEDGER.prefixed(prefix)
@@ -438,7 +443,7 @@ def run_replay(stack: StackSettings, config: BenchConfig, *, run_id: str) -> dic
                     "replayed": float(run.replayed),
                 }
             )
-            _log.info("replay: %d events in %.1fs", run.replayed, run.seconds)
+            _log.info("replay: %d events in %.1fs; %s", run.replayed, run.seconds, _phases(run))
         section = combine(runs, ("events_per_s", "seconds", "replayed"))
         return {
             "lifecycle_events": written.lifecycle,

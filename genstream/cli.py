@@ -83,7 +83,12 @@ def _replay_export(args: argparse.Namespace) -> int:
 
 
 def _replay_rebuild(args: argparse.Namespace) -> int:
-    from api.projection.rebuild import RebuildOptions, RebuildRefusedError, rebuild
+    from api.projection.rebuild import (
+        RebuildOptions,
+        RebuildRefusedError,
+        default_workers,
+        rebuild,
+    )
 
     options = RebuildOptions(
         group=args.group,
@@ -92,6 +97,7 @@ def _replay_rebuild(args: argparse.Namespace) -> int:
         swap=args.swap,
         keep_scratch=args.keep_scratch,
         timeout_s=args.timeout,
+        workers=args.workers or default_workers(),
     )
     try:
         report = rebuild(StackSettings(), options)
@@ -106,6 +112,8 @@ def _replay_rebuild(args: argparse.Namespace) -> int:
         f"{report.jobs} job(s) rebuilt; in flight, not compared: "
         f"{len(report.in_flight_jobs)} job(s), {len(report.in_flight_users)} user(s)"
     )
+    phases = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in report.seconds.items())
+    print(f"time by phase ({report.shards} shard(s)): {phases}")
     for difference in report.differences[: args.show]:
         print(f"  {difference.what} {difference.key}: {difference.detail}")
     if len(report.differences) > args.show:
@@ -123,6 +131,13 @@ def _replay_rebuild(args: argparse.Namespace) -> int:
         )
         return 0
     return 1 if report.differences else 0
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     rebuilt.add_argument("--keep-scratch", action="store_true", help="keep the scratch schema")
     rebuilt.add_argument("--show", type=int, default=20, help="differences listed at most")
     rebuilt.add_argument("--timeout", type=float, default=900.0, help="seconds for the replay")
+    rebuilt.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes replaying shares of the partitions (default: one per core)",
+    )
     rebuilt.set_defaults(handler=_replay_rebuild)
     return parser
 

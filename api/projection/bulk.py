@@ -6,16 +6,22 @@ with ``ON CONFLICT``, reads every touched job's whole history back, validates it
 folds it, and adds each batch to the balances. Here the schema starts empty and only the
 replay writes to it, which allows:
 
-- the rows stream in through one ``COPY`` per table for the whole replay, each on a
+- the load is split into shards, each a share of the topics' partitions, which may run in
+  processes of their own: every job's events share a partition (its key), so a shard folds
+  whole histories. ``BulkModel`` prepares the schema once and completes it once the shards
+  are in; ``BulkShard`` loads one share;
+- a shard's rows stream in through one ``COPY`` per table for the whole replay, each on a
   connection of its own whose writes leave from a thread of their own, so that PostgreSQL
-  stores rows while this process decodes the next ones. The rows go in replay order, so
-  ``seq`` follows the replay; a copy of an event already stored is dropped here, by id;
+  stores rows while the shard decodes the next ones. The rows go in replay order, so
+  ``seq`` follows the shard's replay; a copy of an event the shard already stored is dropped
+  here, by id, and copies stored by two shards are dropped at the end, the first kept;
 - the unique and secondary indexes of the two logs are dropped while they load and, when
   the model is kept, built again at the end (a sort each, not a million random inserts);
 - each job is folded in memory as its stored events arrive; ``fold`` is incremental, so
   this is the fold of its stored history. A job's state is set aside (and dropped) once it
-  ends, or at the end of the replay; a job that gains an event after it ended is folded
-  again from the table at the end, as ``refold_jobs`` would;
+  ends, or at the end of the shard; a job that gains an event after it ended, or whose
+  events more than one shard stored, is folded again from the table, as ``refold_jobs``
+  would;
 - each ``jobs`` row is written once, at the end: the submission as it was when the load
   began, its folded state, and the charge its settlement or release adds up to;
 - balances are summed once, at the end, from the stored ledger: they are sums over it,
@@ -91,15 +97,17 @@ _SUBMITTED: Final = (
 )
 _LOGS: Final = ("job_events", "credit_ledger")
 
-# Session tables of the connection that writes ``jobs``: the submissions as the load began,
-# and each folded state (the last one written for a job counts).
+# Staging tables, unlogged (they live for one load), that every shard's connections see: the
+# submissions as the load began, and each folded state (for a job, the row of the highest
+# shard, then the highest ``ord``, counts: the model's own refolds come last).
 _STAGING: Final = f"""
-CREATE TEMP TABLE bulk_states (
-    ord bigint, id text, status text, tier text, credits_reserved bigint, attempt integer,
-    worker_id text, queued_at timestamptz, started_at timestamptz, finished_at timestamptz,
-    error_code text, error text, outputs jsonb, run_ms bigint, preview jsonb
+CREATE UNLOGGED TABLE bulk_states (
+    shard integer, ord bigint, id text, status text, tier text, credits_reserved bigint,
+    attempt integer, worker_id text, queued_at timestamptz, started_at timestamptz,
+    finished_at timestamptz, error_code text, error text, outputs jsonb, run_ms bigint,
+    preview jsonb
 );
-CREATE TEMP TABLE bulk_submitted AS SELECT {", ".join(_SUBMITTED)} FROM {{live}}.jobs;
+CREATE UNLOGGED TABLE bulk_submitted AS SELECT {", ".join(_SUBMITTED)} FROM {{live}}.jobs;
 INSERT INTO users (id, email, plan, created_at)
 SELECT id, id::text || '@replay.invalid', plan, created_at FROM {{live}}.users
 """  # noqa: S608 - constant names and a quoted schema
@@ -116,7 +124,8 @@ _WRITE_JOBS: Final = f"""
 INSERT INTO jobs ({_SUBMITTED_COLUMNS}, {", ".join(_STATE_COLUMNS)}, credits_charged)
 SELECT {_FROM_SUBMITTED}, now(), {", ".join(f"b.{c}" for c in _STATE_COLUMNS)}, c.amount
 FROM bulk_submitted AS s
-JOIN (SELECT DISTINCT ON (id) * FROM bulk_states ORDER BY id, ord DESC) AS b ON b.id = s.id
+JOIN (SELECT DISTINCT ON (id) * FROM bulk_states ORDER BY id, shard DESC, ord DESC) AS b
+  ON b.id = s.id
 LEFT JOIN ({_CHARGES}) AS c ON c.job_id = s.id;
 INSERT INTO jobs ({_SUBMITTED_COLUMNS}, credits_charged)
 SELECT {_FROM_SUBMITTED}, CASE WHEN c.amount IS NULL THEN s.updated_at ELSE now() END, c.amount
@@ -130,6 +139,15 @@ _LATE_EVENTS: Final = (
     "SELECT job_id, event_id, type, time, data FROM job_events "
     "WHERE job_id = ANY(%s) ORDER BY job_id, seq"
 )
+# Copies of one event that two shards stored (the shards dedupe their own): all but the
+# first go, and their jobs are folded again, with the jobs whose events two shards stored.
+_SHARED_COPIES: Final = """
+DELETE FROM {table} AS e
+USING (SELECT event_id, min(seq) AS first FROM {table} GROUP BY event_id HAVING count(*) > 1) AS c
+WHERE e.event_id = c.event_id AND e.seq > c.first
+RETURNING {returned}
+"""
+_SPLIT_JOBS: Final = "SELECT id FROM bulk_states GROUP BY id HAVING count(DISTINCT shard) > 1"
 # What the logs are indexed by besides ``seq``: unique constraints, then plain indexes.
 _LOG_INDEXES: Final = """
 SELECT c.relname, 'ALTER TABLE ' || c.relname || ' DROP CONSTRAINT ' || quote_ident(k.conname),
@@ -208,19 +226,74 @@ class _Stream:
         self.connection.commit()
 
 
-class BulkProjection:
-    """Loads one replay into the empty read model of ``engine``'s schema.
+class BulkModel:
+    """The scratch schema's side of a load: ``prepare`` once before any shard starts,
+    ``complete`` once after every shard has finished.
 
-    A context manager that holds its connections; call it with each batch, in replay order,
-    then ``finish`` once. ``submissions`` is the schema whose users and job rows (as the
-    API wrote them) the model starts from. Without ``index``, the logs' unique and secondary
-    indexes are not built again: a model that is compared and dropped needs none.
+    ``submissions`` is the schema whose users and job rows (as the API wrote them) the model
+    starts from. Without ``index``, the logs' unique and secondary indexes are not built
+    again: a model that is compared and dropped needs none.
     """
 
     def __init__(self, engine: Engine, *, submissions: str, index: bool = True) -> None:
         self._engine = engine
         self._submissions = quoted(submissions)
         self._index = index
+        self._restore: list[str] = []
+
+    def prepare(self) -> None:
+        with _Stream(self._engine) as stream:
+            found = stream.execute(_LOG_INDEXES, {"tables": list(_LOGS)}).fetchall()
+            for _, drop, _ in found:
+                stream.execute(drop)
+            self._restore = [create for _, _, create in found]
+            stream.execute(_STAGING.format(live=self._submissions))
+            stream.commit()
+
+    def complete(self, *, shards: int) -> None:
+        """Every ``jobs`` row, the balances the ledger adds up to, and the indexes."""
+        with _Stream(self._engine) as stream:
+            if shards > 1:
+                self._join_shards(stream, shards)
+            stream.execute(_WRITE_JOBS)
+            for statement in self._restore if self._index else ():
+                stream.execute(statement)
+            stream.commit()
+
+    def _join_shards(self, stream: _Stream, shards: int) -> None:
+        stream.execute(_SHARED_COPIES.format(table="credit_ledger", returned="1"))
+        copied = stream.execute(_SHARED_COPIES.format(table="job_events", returned="e.job_id"))
+        jobs = {job_id for (job_id,) in copied.fetchall()}
+        jobs.update(job_id for (job_id,) in stream.execute(_SPLIT_JOBS).fetchall())
+        if not jobs:
+            return
+        rows = stream.execute(_LATE_EVENTS, (sorted(jobs),)).fetchall()
+        with stream.connection.cursor().copy(
+            f"COPY bulk_states (shard, {', '.join(_STATE_ROW)}) FROM STDIN"
+        ) as copy:
+            for order, (job_id, events) in enumerate(itertools.groupby(rows, key=_job_of)):
+                state = fold(stored_event(*row[1:]) for row in events)
+                copy.write_row((shards, *_state_row(order, job_id, state)))
+
+
+def _job_of(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+_STATE_ROW: Final = ("ord", "id", *_STATE_COLUMNS)
+
+
+class BulkShard:
+    """Loads one share of a replay into a prepared model (``BulkModel``).
+
+    A context manager that holds its connections; call it with each batch, in the replay
+    order of its partitions, then ``finish`` once. ``shard`` numbers the shards of a load
+    from 0.
+    """
+
+    def __init__(self, engine: Engine, *, shard: int = 0) -> None:
+        self._engine = engine
+        self._shard = shard
         self._stack = ExitStack()
         self._states: dict[str, JobState] = {}
         self._ended: set[str] = set()
@@ -230,7 +303,6 @@ class BulkProjection:
         self._stored: set[str] = set()
         self._entered: set[str] = set()
         self._order = itertools.count()
-        self._restore: list[str] = []
 
     def __enter__(self) -> Self:
         with ExitStack() as opening:
@@ -238,11 +310,9 @@ class BulkProjection:
             self._events, self._ledger, self._jobs = (
                 self._stack.enter_context(_Stream(self._engine)) for _ in range(3)
             )
-            self._defer_indexes()
-            self._jobs.execute(_STAGING.format(live=self._submissions))
             self._events.start("job_events", _EVENT_COLUMNS)
             self._ledger.start("credit_ledger", _LEDGER_COLUMNS)
-            self._jobs.start("bulk_states", ("ord", "id", *_STATE_COLUMNS))
+            self._jobs.start("bulk_states", ("shard", *_STATE_ROW))
             opening.pop_all()
         return self
 
@@ -296,41 +366,65 @@ class BulkProjection:
             state = self._states[job_id] = JobState()
         state.apply(event)
         if state.status in TERMINAL_STATUSES:
-            self._jobs.write(_state_row(next(self._order), job_id, state))
+            self._set_aside(job_id, state)
             del self._states[job_id]
             self._ended.add(job_id)
 
+    def _set_aside(self, job_id: str, state: JobState) -> None:
+        self._jobs.write((self._shard, *_state_row(next(self._order), job_id, state)))
+
     def finish(self) -> None:
-        """Ends the load: the jobs still open and those refolded, every ``jobs`` row, the
-        balances the ledger adds up to, and the indexes."""
+        """Ends the shard's load: its logs committed, then the states of its jobs still open
+        and of those refolded."""
         for stream in (self._events, self._ledger):
             stream.end()
             stream.commit()
         for job_id, state in self._states.items():
-            self._jobs.write(_state_row(next(self._order), job_id, state))
+            self._set_aside(job_id, state)
         self._ended.update(self._states)
         self._states.clear()
         for job_id, state in self._refolded():
-            self._jobs.write(_state_row(next(self._order), job_id, state))
+            self._set_aside(job_id, state)
+        # Ends the refold's read too: its lock on the events would hold up their indexes.
+        self._events.commit()
         self._jobs.end()
-        self._jobs.execute(_WRITE_JOBS)
         self._jobs.commit()
-        if self._index:
-            for statement in self._restore:
-                self._events.execute(statement)
-            self._events.commit()
 
     def _refolded(self) -> Iterator[tuple[str, JobState]]:
         if not self._late:
             return
         rows = self._events.execute(_LATE_EVENTS, (sorted(self._late),))
-        for job_id, events in itertools.groupby(rows, key=lambda row: row[0]):
+        for job_id, events in itertools.groupby(rows, key=_job_of):
             yield job_id, fold(stored_event(*row[1:]) for row in events)
         self._late.clear()
 
-    def _defer_indexes(self) -> None:
-        found = self._events.execute(_LOG_INDEXES, {"tables": list(_LOGS)}).fetchall()
-        for _, drop, _ in found:
-            self._events.execute(drop)
-        self._restore = [create for _, _, create in found]
-        self._events.commit()
+
+class BulkProjection:
+    """A load in one shard, in this process: ``BulkModel`` and ``BulkShard`` together.
+
+    A context manager; call it with each batch, in replay order, then ``finish`` once.
+    """
+
+    def __init__(self, engine: Engine, *, submissions: str, index: bool = True) -> None:
+        self._model = BulkModel(engine, submissions=submissions, index=index)
+        self._shard = BulkShard(engine)
+
+    def __enter__(self) -> Self:
+        self._model.prepare()
+        self._shard.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._shard.__exit__(kind, error, traceback)
+
+    def __call__(self, envelopes: Sequence[Envelope[Any]]) -> int:
+        return self._shard(envelopes)
+
+    def finish(self) -> None:
+        self._shard.finish()
+        self._model.complete(shards=1)

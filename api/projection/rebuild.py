@@ -15,9 +15,12 @@ gets a copy of them, with placeholder e-mail addresses, before the replay.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,7 +36,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 from sqlalchemy import Engine, func, select, text
 
-from api.projection.bulk import BulkProjection
+from api.projection.bulk import BulkModel, BulkShard
 from api.projection.compare import Difference, differences, quoted
 from api.projection.swap import SwapCounts, swap_read_model
 from contracts import (
@@ -51,7 +54,14 @@ from genstream.kafka import KafkaSettings
 from genstream.kafka.records import record_headers, record_position
 from genstream.settings import StackSettings
 
-__all__ = ["RebuildOptions", "RebuildRefusedError", "RebuildReport", "rebuild"]
+__all__ = [
+    "RebuildOptions",
+    "RebuildRefusedError",
+    "RebuildReport",
+    "default_workers",
+    "rebuild",
+    "shares",
+]
 
 _TIMEOUT_S: Final = 30.0
 
@@ -75,6 +85,8 @@ class RebuildOptions:
     keep_scratch: bool = False
     batch_size: int = 5000
     timeout_s: float = 900.0
+    workers: int = 1
+    """Shards of the replay, each in a process of its own when more than one."""
 
 
 @dataclass(slots=True)
@@ -91,7 +103,9 @@ class RebuildReport:
     in_flight_users: set[str] = field(default_factory=set)
     differences: list[Difference] = field(default_factory=list)
     swapped: SwapCounts | None = None
+    shards: int = 1
     seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time by phase; a shard's phases are added up over the shards."""
 
 
 def _admin(kafka: KafkaSettings) -> AdminClient:
@@ -116,9 +130,16 @@ def _committed(kafka: KafkaSettings, group: str, partitions: list[TopicPartition
 
 
 class _Reader:
-    """Reads the topics from their first offsets, outside any group."""
+    """Reads some partitions of the topics from ``start`` (their first offsets without it),
+    outside any group."""
 
-    def __init__(self, kafka: KafkaSettings, topics: tuple[str, ...], batch_size: int) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        partitions: list[TopicPartition],
+        batch_size: int,
+        start: Offsets | None = None,
+    ) -> None:
         self._admin = _admin(kafka)
         options: dict[str, str | int | float | bool] = {
             # Never joins the group nor commits: the replay reads every partition itself.
@@ -128,15 +149,17 @@ class _Reader:
         }
         self._consumer = Consumer(kafka.librdkafka(**options))
         self._batch_size = batch_size
-        metadata = self._consumer.list_topics(timeout=_TIMEOUT_S)
-        self.partitions: list[TopicPartition] = []
-        for topic in topics:
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None:
-                raise RebuildRefusedError(f"topic {topic!r} does not exist")
-            self.partitions += [TopicPartition(topic, p) for p in sorted(found.partitions)]
+        self.partitions = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        self._start: Offsets = dict(start or {})
         self._consumer.assign(
-            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self.partitions]
+            [
+                TopicPartition(
+                    tp.topic,
+                    tp.partition,
+                    OFFSET_BEGINNING if start is None else start[(tp.topic, tp.partition)],
+                )
+                for tp in self.partitions
+            ]
         )
 
     def watermarks(self) -> dict[tuple[str, int], tuple[int, int]]:
@@ -145,25 +168,18 @@ class _Reader:
         Asked through an admin client: the consumer's own connections are busy with its
         long-polling fetches, behind which each of its offset requests would wait.
         """
-        partitions = [TopicPartition(tp.topic, tp.partition) for tp in self.partitions]
-        earliest, latest = _spec.earliest(), _spec.latest()
-        lows = self._offsets(dict.fromkeys(partitions, earliest))
-        highs = self._offsets(dict.fromkeys(partitions, latest))
-        return {key: (lows[key], highs[key]) for key in lows}
-
-    def _offsets(self, requests: dict[TopicPartition, OffsetSpec]) -> Offsets:
-        futures = self._admin.list_offsets(requests, request_timeout=_TIMEOUT_S)
-        return {
-            (tp.topic, tp.partition): int(future.result(_TIMEOUT_S).offset)
-            for tp, future in futures.items()
-        }
+        return _watermarks(self._admin, self.partitions)
 
     def read_until(
         self, targets: Offsets, handle: Callable[[list[Message]], None], *, deadline: float
     ) -> None:
         """Reads until every partition's position reaches its target offset."""
-        lows = {key: low for key, (low, _) in self.watermarks().items()}
-        waiting = {key: offset for key, offset in targets.items() if offset > lows[key]}
+        # A partition whose target is where the reading starts has nothing to wait for (and
+        # no position until a record arrives).
+        starts = {
+            key: max(low, self._start.get(key, low)) for key, (low, _) in self.watermarks().items()
+        }
+        waiting = {key: offset for key, offset in targets.items() if offset > starts[key]}
         while waiting:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replay did not reach {waiting} in time")
@@ -180,27 +196,75 @@ class _Reader:
         self._consumer.close()
 
 
-def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
-    topics = (
-        JOBS_LIFECYCLE.prefixed(options.topic_prefix).name,
-        CREDITS_LEDGER.prefixed(options.topic_prefix).name,
-    )
-    report = RebuildReport(scratch=f"replay_{uuid.uuid4().hex[:12]}", topics=topics)
-    deadline = time.monotonic() + options.timeout_s
-    began = time.perf_counter()
-    if options.swap:
-        _require_idle(stack.kafka, options.group)
-    live_engine = sync_engine(stack.pg, schema=options.schema)
-    reader = _Reader(stack.kafka, topics, options.batch_size)
-    scratch_engine: Engine | None = None
+def _partitions(kafka: KafkaSettings, topics: tuple[str, ...]) -> list[TopicPartition]:
+    metadata = _admin(kafka).list_topics(timeout=_TIMEOUT_S)
+    found: list[TopicPartition] = []
+    for topic in topics:
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            raise RebuildRefusedError(f"topic {topic!r} does not exist")
+        found += [TopicPartition(topic, p) for p in sorted(described.partitions)]
+    return found
+
+
+def _watermarks(
+    admin: AdminClient, partitions: list[TopicPartition]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    def offsets(spec: OffsetSpec) -> Offsets:
+        requests = {TopicPartition(tp.topic, tp.partition): spec for tp in partitions}
+        futures = admin.list_offsets(requests, request_timeout=_TIMEOUT_S)
+        return {
+            (tp.topic, tp.partition): int(future.result(_TIMEOUT_S).offset)
+            for tp, future in futures.items()
+        }
+
+    lows, highs = offsets(_spec.earliest()), offsets(_spec.latest())
+    return {key: (lows[key], highs[key]) for key in lows}
+
+
+def shares(sizes: dict[tuple[str, int], int], count: int) -> list[list[tuple[str, int]]]:
+    """The partitions dealt into at most ``count`` shares of about as many records each:
+    the biggest first, each to the share with the fewest so far. Empty shares are left out."""
+    dealt: list[list[tuple[str, int]]] = [[] for _ in range(max(1, count))]
+    totals = [0] * len(dealt)
+    for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        least = totals.index(min(totals))
+        dealt[least].append(key)
+        totals[least] += sizes[key]
+    return [share for share, total in zip(dealt, totals, strict=True) if total > 0]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _ShardTask:
+    stack: StackSettings
+    scratch: str
+    shard: int
+    partitions: tuple[tuple[str, int], ...]
+    stop: Offsets
+    batch_size: int
+    deadline_s: float
+    """Seconds the shard has left when it starts."""
+
+
+@dataclass(slots=True)
+class _ShardReport:
+    replayed: int = 0
+    unreadable: int = 0
+    in_flight_jobs: set[str] = field(default_factory=set)
+    in_flight_users: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _load_shard(task: _ShardTask) -> _ShardReport:
+    """Replays a share of the partitions into the prepared scratch model (in a process of
+    its own when there are several shares)."""
+    report = _ShardReport()
+    deadline = time.monotonic() + task.deadline_s
+    engine = sync_engine(task.stack.pg, schema=task.scratch)
+    partitions = [TopicPartition(topic, partition) for topic, partition in task.partitions]
+    reader = _Reader(task.stack.kafka, partitions, task.batch_size)
     try:
-        stop = _committed(stack.kafka, options.group, reader.partitions)
-        with live_engine.connect() as connection:
-            live = str(connection.scalar(text("SELECT current_schema()")))
-        upgrade(stack.pg, schema=report.scratch)
-        scratch_engine = sync_engine(stack.pg, schema=report.scratch)
-        # Built only for a model that outlives the command: comparing and swapping need none.
-        load = BulkProjection(scratch_engine, submissions=live, index=options.keep_scratch)
+        stop = task.stop
 
         def replay(messages: list[Message]) -> None:
             batch = []
@@ -220,14 +284,83 @@ def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
             _add(report, "decode", decoded - began)
             _add(report, "load", time.perf_counter() - decoded)
 
-        _add(report, "setup", time.perf_counter() - began)
-        with _collector_paused(), load:
-            began = time.perf_counter()
-            reader.read_until(stop, replay, deadline=deadline)
-            _add(report, "read", time.perf_counter() - began)
+        with _collector_paused(), BulkShard(engine, shard=task.shard) as load:
+            reader.read_until(
+                {key: stop[key] for key in task.partitions}, replay, deadline=deadline
+            )
             began = time.perf_counter()
             load.finish()
-            _add(report, "finish", time.perf_counter() - began)
+            _add(report, "shard finish", time.perf_counter() - began)
+        return report
+    finally:
+        reader.close()
+        engine.dispose()
+
+
+def _load_shards(tasks: list[_ShardTask]) -> list[_ShardReport]:
+    if len(tasks) <= 1:
+        return [_load_shard(task) for task in tasks]
+    # Spawned: the parent holds Kafka clients, whose threads a fork would not carry over.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(tasks), mp_context=context) as pool:
+        return list(pool.map(_load_shard, tasks))
+
+
+def default_workers() -> int:
+    """One shard per core this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
+    topics = (
+        JOBS_LIFECYCLE.prefixed(options.topic_prefix).name,
+        CREDITS_LEDGER.prefixed(options.topic_prefix).name,
+    )
+    report = RebuildReport(scratch=f"replay_{uuid.uuid4().hex[:12]}", topics=topics)
+    deadline = time.monotonic() + options.timeout_s
+    began = time.perf_counter()
+    if options.swap:
+        _require_idle(stack.kafka, options.group)
+    live_engine = sync_engine(stack.pg, schema=options.schema)
+    partitions = _partitions(stack.kafka, topics)
+    scratch_engine: Engine | None = None
+    try:
+        stop = _committed(stack.kafka, options.group, partitions)
+        lows = {key: low for key, (low, _) in _watermarks(_admin(stack.kafka), partitions).items()}
+        with live_engine.connect() as connection:
+            live = str(connection.scalar(text("SELECT current_schema()")))
+        upgrade(stack.pg, schema=report.scratch)
+        scratch_engine = sync_engine(stack.pg, schema=report.scratch)
+        # Built only for a model that outlives the command: comparing and swapping need none.
+        model = BulkModel(scratch_engine, submissions=live, index=options.keep_scratch)
+        model.prepare()
+        sizes = {key: max(0, stop[key] - lows[key]) for key in stop}
+        tasks = [
+            _ShardTask(
+                stack=stack,
+                scratch=report.scratch,
+                shard=number,
+                partitions=tuple(share),
+                stop=stop,
+                batch_size=options.batch_size,
+                deadline_s=deadline - time.monotonic(),
+            )
+            for number, share in enumerate(shares(sizes, options.workers))
+        ]
+        report.shards = len(tasks)
+        _add(report, "setup", time.perf_counter() - began)
+        began = time.perf_counter()
+        for shard in _load_shards(tasks):
+            report.replayed += shard.replayed
+            report.unreadable += shard.unreadable
+            report.in_flight_jobs |= shard.in_flight_jobs
+            report.in_flight_users |= shard.in_flight_users
+            for phase, seconds in shard.seconds.items():
+                _add(report, phase, seconds)
+        _add(report, "read", time.perf_counter() - began)
+        began = time.perf_counter()
+        model.complete(shards=len(tasks))
+        _add(report, "finish", time.perf_counter() - began)
         with scratch_engine.connect() as connection:
             report.jobs = int(connection.scalar(select(func.count()).select_from(Job)) or 0)
         # The live model first, then the topics' ends: whatever the live projection stored
@@ -239,6 +372,33 @@ def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
             found = differences(connection, live=live, rebuilt=report.scratch)
         _add(report, "compare", time.perf_counter() - began)
         began = time.perf_counter()
+        _read_tail(stack.kafka, partitions, stop, report, deadline=deadline)
+        report.differences = [d for d in found if not _in_flight(d, report)]
+        _add(report, "tail", time.perf_counter() - began)
+        if options.swap:
+            with live_engine.begin() as connection:
+                report.swapped = swap_read_model(connection, rebuilt=report.scratch)
+        return report
+    finally:
+        if scratch_engine is not None:
+            scratch_engine.dispose()
+        if not options.keep_scratch:
+            with live_engine.begin() as connection:
+                connection.execute(text(f"DROP SCHEMA IF EXISTS {quoted(report.scratch)} CASCADE"))
+        live_engine.dispose()
+
+
+def _read_tail(
+    kafka: KafkaSettings,
+    partitions: list[TopicPartition],
+    stop: Offsets,
+    report: RebuildReport,
+    *,
+    deadline: float,
+) -> None:
+    """Notes the jobs and users of the records after the replayed ones, up to the ends."""
+    reader = _Reader(kafka, partitions, 5000, start=stop)
+    try:
         ends = {key: high for key, (_, high) in reader.watermarks().items()}
 
         def tail(messages: list[Message]) -> None:
@@ -248,20 +408,8 @@ def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
                     _note_in_flight(envelope, report)
 
         reader.read_until(ends, tail, deadline=deadline)
-        report.differences = [d for d in found if not _in_flight(d, report)]
-        _add(report, "tail", time.perf_counter() - began)
-        if options.swap:
-            with live_engine.begin() as connection:
-                report.swapped = swap_read_model(connection, rebuilt=report.scratch)
-        return report
     finally:
         reader.close()
-        if scratch_engine is not None:
-            scratch_engine.dispose()
-        if not options.keep_scratch:
-            with live_engine.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {quoted(report.scratch)} CASCADE"))
-        live_engine.dispose()
 
 
 @contextmanager
@@ -278,7 +426,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _decoded(message: Message, report: RebuildReport) -> Envelope[Any] | None:
+def _decoded(message: Message, report: RebuildReport | _ShardReport) -> Envelope[Any] | None:
     try:
         raw = message.headers()
         # A consumed record's are (name, bytes) pairs already, which ``decode`` reads as
@@ -290,7 +438,7 @@ def _decoded(message: Message, report: RebuildReport) -> Envelope[Any] | None:
         return None
 
 
-def _note_in_flight(envelope: Envelope[Any], report: RebuildReport) -> None:
+def _note_in_flight(envelope: Envelope[Any], report: RebuildReport | _ShardReport) -> None:
     if isinstance(envelope.data, JobEvent):
         report.in_flight_jobs.add(envelope.subject)
         return
@@ -306,5 +454,5 @@ def _in_flight(difference: Difference, report: RebuildReport) -> bool:
     return difference.key in report.in_flight_users
 
 
-def _add(report: RebuildReport, phase: str, seconds: float) -> None:
+def _add(report: RebuildReport | _ShardReport, phase: str, seconds: float) -> None:
     report.seconds[phase] = report.seconds.get(phase, 0.0) + seconds

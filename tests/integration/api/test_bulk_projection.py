@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from api.projection.bulk import BulkProjection
+from api.projection.bulk import BulkModel, BulkProjection, BulkShard
 from api.projection.compare import differences
 from api.projection.projector import Projection
 from contracts import Envelope
@@ -86,3 +86,35 @@ def test_bulk_loading_stores_what_the_projection_stores(
     assert bulk_indexes == live_indexes if index else bulk_indexes < live_indexes
     assert job_row(bulk, jobs["done"])["credits_charged"] == 4
     assert job_row(bulk, jobs["open"])["status"] == "queued"
+
+
+def test_shards_that_split_jobs_and_copy_events_load_what_the_projection_stores(
+    twin: tuple[Engine, Engine, str, str],
+) -> None:
+    live, bulk, live_schema, bulk_schema = twin
+    events, jobs = _events(live)
+    project = Projection(notify=False)
+    with live.begin() as connection:
+        project(connection, events)
+    # Shard 0 gets the events but the end of the "retried" job (12-14) and the late job's
+    # preview (29); shard 1 gets those, and copies of the "done" job's events (1-7).
+    split = {12, 13, 14, 29}
+    first = [event for index, event in enumerate(events) if index not in split]
+    second = [*events[1:8], *(events[index] for index in sorted(split))]
+    model = BulkModel(bulk, submissions=live_schema)
+    model.prepare()
+    for number, share in enumerate((first, second)):
+        with BulkShard(bulk, shard=number) as shard:
+            shard(share)
+            shard.finish()
+    model.complete(shards=2)
+
+    with live.connect() as connection:
+        assert differences(connection, live=live_schema, rebuilt=bulk_schema) == []
+    assert job_row(bulk, jobs["retried"])["status"] == "completed"
+    assert job_row(bulk, jobs["late"])["preview"] is not None
+    with bulk.connect() as connection:
+        copies = connection.scalar(
+            text("SELECT count(*) - count(DISTINCT event_id) FROM job_events")
+        )
+    assert copies == 0

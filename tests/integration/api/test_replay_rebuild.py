@@ -85,9 +85,11 @@ def test_a_rebuild_equals_the_live_model_finds_damage_and_repairs_it(
         assert producer.flush(30) == 0
 
     argv = ["--group", group, "--topic-prefix", f"test.{unique}.", "--schema", pg_schema[1]]
-    code, out = _rebuild(capsys, argv)
-    assert code == 0, out
-    assert "the rebuilt read model equals the live one" in out
+    for workers in ("1", "3"):
+        code, out = _rebuild(capsys, [*argv, "--workers", workers])
+        assert code == 0, out
+        assert f"({workers} shard(s))" in out
+        assert "the rebuilt read model equals the live one" in out
     assert "in flight, not compared: 1 job(s), 0 user(s)" in out
     assert f"{len(users) * 4} job(s) rebuilt" in out
     scratch = re.search(r"into (replay_\w+)", out)
