@@ -14,7 +14,7 @@ from producers import EventProducer
 def main() -> None:
     settings = ApiSettings()
     configure_logging("api", settings.log_level)
-    producer = EventProducer(settings=settings.kafka)
+    producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
     try:
         app = create_app(
             settings, engine=async_engine(settings.pg), dispose_engine=True, producer=producer

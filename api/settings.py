@@ -88,6 +88,9 @@ class JobsSettings(BaseModel):
     """Accept model-free ``synthetic`` jobs (benchmarks, tests); never for paying users."""
     send_timeout_s: float = Field(default=15.0, gt=0, le=300)
     """How long a request waits for the broker to acknowledge its event before answering 503."""
+    send_linger_ms: int = Field(default=1, ge=0, le=100)
+    """How long the producer holds a submission's event for others to share its request to
+    the brokers; every answer waits at least this long for its acknowledgement."""
     write_batch_max: int = Field(default=256, ge=1, le=10_000)
     """Most submissions whose rows one statement writes; concurrent requests share it."""
     write_concurrency: int = Field(default=2, ge=1, le=32)

@@ -46,7 +46,7 @@ class _ClosesProducer:
 def create() -> Any:
     settings = ApiSettings()
     configure_logging("api", settings.log_level)
-    producer = EventProducer(settings=settings.kafka)
+    producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
     engine = async_engine(settings.pg, schema=os.environ.get("BENCH_PG_SCHEMA") or None)
     app = create_app(settings, engine=engine, dispose_engine=True, producer=producer)
     return _ClosesProducer(app, producer)
