@@ -96,6 +96,8 @@ _SUBMITTED: Final = (
     "updated_at",
 )
 _LOGS: Final = ("job_events", "credit_ledger")
+_WORK_MEM: Final = "256MB"
+"""For the statements that end a load, all of them groupings over every stored event."""
 
 # Staging tables, unlogged (they live for one load), that every shard's connections see: the
 # submissions as the load began, and each folded state (for a job, the row of the highest
@@ -253,6 +255,8 @@ class BulkModel:
     def complete(self, *, shards: int) -> None:
         """Every ``jobs`` row, the balances the ledger adds up to, and the indexes."""
         with _Stream(self._engine) as stream:
+            # Its groupings run over every stored event: in the default 4 MB they spill to disk.
+            stream.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
             if shards > 1:
                 self._join_shards(stream, shards)
             stream.execute(_WRITE_JOBS)
