@@ -403,32 +403,20 @@ class BulkShard:
         self._late.clear()
 
 
-class BulkProjection:
-    """A load in one shard, in this process: ``BulkModel`` and ``BulkShard`` together.
+class BulkProjection(BulkShard):
+    """A load in one shard, in this process: the shard with its ``BulkModel``.
 
     A context manager; call it with each batch, in replay order, then ``finish`` once.
     """
 
     def __init__(self, engine: Engine, *, submissions: str, index: bool = True) -> None:
+        super().__init__(engine)
         self._model = BulkModel(engine, submissions=submissions, index=index)
-        self._shard = BulkShard(engine)
 
     def __enter__(self) -> Self:
         self._model.prepare()
-        self._shard.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._shard.__exit__(kind, error, traceback)
-
-    def __call__(self, envelopes: Sequence[Envelope[Any]]) -> int:
-        return self._shard(envelopes)
+        return super().__enter__()
 
     def finish(self) -> None:
-        self._shard.finish()
+        super().finish()
         self._model.complete(shards=1)
