@@ -15,8 +15,9 @@ replay writes to it, which allows:
   stores rows while the shard decodes the next ones. The rows go in replay order, so
   ``seq`` follows the shard's replay; a copy of an event the shard already stored is dropped
   here, by id, and copies stored by two shards are dropped at the end, the first kept;
-- the unique and secondary indexes of the two logs are dropped while they load and, when
-  the model is kept, built again at the end (a sort each, not a million random inserts);
+- the unique and secondary indexes of the two logs and of ``jobs``, and the latter's foreign
+  key, are dropped while they load and, when the model is kept, built again at the end (a
+  sort each, not a million random inserts);
 - each job is folded in memory as its stored events arrive; ``fold`` is incremental, so
   this is the fold of its stored history. A job's state is set aside (and dropped) once it
   ends, or at the end of the shard; a job that gains an event after it ended, or whose
@@ -95,7 +96,7 @@ _SUBMITTED: Final = (
     "created_at",
     "updated_at",
 )
-_LOGS: Final = ("job_events", "credit_ledger")
+_DEFERRED: Final = ("job_events", "credit_ledger", "jobs")
 _WORK_MEM: Final = "256MB"
 """For the statements that end a load, all of them groupings over every stored event."""
 
@@ -150,14 +151,15 @@ WHERE e.event_id = c.event_id AND e.seq > c.first
 RETURNING {returned}
 """
 _SPLIT_JOBS: Final = "SELECT id FROM bulk_states GROUP BY id HAVING count(DISTINCT shard) > 1"
-# What the logs are indexed by besides ``seq``: unique constraints, then plain indexes.
+# What the deferred tables are indexed by besides their primary keys: unique and foreign key
+# constraints, then plain indexes.
 _LOG_INDEXES: Final = """
 SELECT c.relname, 'ALTER TABLE ' || c.relname || ' DROP CONSTRAINT ' || quote_ident(k.conname),
        'ALTER TABLE ' || c.relname || ' ADD CONSTRAINT ' || quote_ident(k.conname) || ' '
        || pg_get_constraintdef(k.oid)
 FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
 WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = current_schema()::regnamespace
-  AND k.contype = 'u'
+  AND k.contype IN ('u', 'f')
 UNION ALL
 SELECT c.relname, 'DROP INDEX ' || quote_ident(i.relname), pg_get_indexdef(x.indexrelid)
 FROM pg_index AS x JOIN pg_class AS c ON c.oid = x.indrelid JOIN pg_class AS i
@@ -233,7 +235,7 @@ class BulkModel:
     ``complete`` once after every shard has finished.
 
     ``submissions`` is the schema whose users and job rows (as the API wrote them) the model
-    starts from. Without ``index``, the logs' unique and secondary indexes are not built
+    starts from. Without ``index``, the deferred indexes and constraints are not built
     again: a model that is compared and dropped needs none.
     """
 
@@ -245,7 +247,7 @@ class BulkModel:
 
     def prepare(self) -> None:
         with _Stream(self._engine) as stream:
-            found = stream.execute(_LOG_INDEXES, {"tables": list(_LOGS)}).fetchall()
+            found = stream.execute(_LOG_INDEXES, {"tables": list(_DEFERRED)}).fetchall()
             for _, drop, _ in found:
                 stream.execute(drop)
             self._restore = [create for _, _, create in found]

@@ -56,10 +56,11 @@ def _events(live: Engine) -> tuple[list[Envelope[Any]], dict[str, str]]:
 
 
 def _indexes(engine: Engine) -> set[str]:
-    """The logs' index definitions, their schema left out."""
+    """The deferred tables' index definitions, their schema left out."""
     query = text(
         "SELECT replace(indexdef, schemaname || '.', '') FROM pg_indexes "
-        "WHERE schemaname = current_schema() AND tablename IN ('job_events', 'credit_ledger')"
+        "WHERE schemaname = current_schema() "
+        "AND tablename IN ('job_events', 'credit_ledger', 'jobs')"
     )
     with engine.connect() as connection:
         return set(connection.scalars(query))
