@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,20 @@ from contracts import JobStatus, JobType
 from genstream.db.models import Job
 
 __all__ = ["JobId", "own_job", "router"]
+
+_NUMBER: Final = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    # Left to itself, pydantic reads "376" as seconds since 1970; the parameter is documented
+    # as an RFC 3339 date-time, and a client sending a number is most likely mistaken.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("an RFC 3339 date-time with its offset is expected, not a number")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+"""A query's date-time: RFC 3339 with an offset, never a count of seconds."""
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -85,10 +100,10 @@ async def list_jobs(
         Query(alias="type", description="Only jobs of these types (repeatable)."),
     ] = None,
     created_after: Annotated[
-        AwareDatetime | None, Query(description="Jobs created at or after this instant.")
+        Instant | None, Query(description="Jobs created at or after this instant.")
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None, Query(description="Jobs created before this instant.")
+        Instant | None, Query(description="Jobs created before this instant.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,

@@ -103,6 +103,8 @@ async def test_the_list_pages_newest_first_and_filters(
         ({"type": "image.nope"}, 422),
         ({"created_after": "2026-01-01T00:00:00"}, 422),
         ({"created_after": "yesterday"}, 422),
+        ({"created_before": "376"}, 422),
+        ({"created_after": "1.7e9"}, 422),
         ({"created_after": "2026-02-01T00:00:00Z", "created_before": "2026-01-01T00:00:00Z"}, 422),
         ({"limit": 0}, 422),
         ({"limit": 201}, 422),
