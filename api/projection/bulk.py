@@ -153,7 +153,7 @@ RETURNING {returned}
 _SPLIT_JOBS: Final = "SELECT id FROM bulk_states GROUP BY id HAVING count(DISTINCT shard) > 1"
 # What the deferred tables are indexed by besides their primary keys: unique and foreign key
 # constraints, then plain indexes.
-_LOG_INDEXES: Final = """
+_DEFERRED_INDEXES: Final = """
 SELECT c.relname, 'ALTER TABLE ' || c.relname || ' DROP CONSTRAINT ' || quote_ident(k.conname),
        'ALTER TABLE ' || c.relname || ' ADD CONSTRAINT ' || quote_ident(k.conname) || ' '
        || pg_get_constraintdef(k.oid)
@@ -247,7 +247,7 @@ class BulkModel:
 
     def prepare(self) -> None:
         with _Stream(self._engine) as stream:
-            found = stream.execute(_LOG_INDEXES, {"tables": list(_DEFERRED)}).fetchall()
+            found = stream.execute(_DEFERRED_INDEXES, {"tables": list(_DEFERRED)}).fetchall()
             for _, drop, _ in found:
                 stream.execute(drop)
             self._restore = [create for _, _, create in found]
@@ -257,7 +257,6 @@ class BulkModel:
     def complete(self, *, shards: int) -> None:
         """Every ``jobs`` row, the balances the ledger adds up to, and the indexes."""
         with _Stream(self._engine) as stream:
-            # Its groupings run over every stored event: in the default 4 MB they spill to disk.
             stream.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
             if shards > 1:
                 self._join_shards(stream, shards)
@@ -273,17 +272,19 @@ class BulkModel:
         jobs.update(job_id for (job_id,) in stream.execute(_SPLIT_JOBS).fetchall())
         if not jobs:
             return
-        rows = stream.execute(_LATE_EVENTS, (sorted(jobs),)).fetchall()
+        refolded = list(_refold(stream, jobs))
         with stream.connection.cursor().copy(
             f"COPY bulk_states (shard, {', '.join(_STATE_ROW)}) FROM STDIN"
         ) as copy:
-            for order, (job_id, events) in enumerate(itertools.groupby(rows, key=_job_of)):
-                state = fold(stored_event(*row[1:]) for row in events)
+            for order, (job_id, state) in enumerate(refolded):
                 copy.write_row((shards, *_state_row(order, job_id, state)))
 
 
-def _job_of(row: tuple[Any, ...]) -> Any:
-    return row[0]
+def _refold(stream: _Stream, jobs: set[str]) -> Iterator[tuple[str, JobState]]:
+    """The jobs folded again from their stored events, as ``refold_jobs`` folds them."""
+    rows = stream.execute(_LATE_EVENTS, (sorted(jobs),)).fetchall()
+    for job_id, events in itertools.groupby(rows, key=lambda row: row[0]):
+        yield job_id, fold(stored_event(*row[1:]) for row in events)
 
 
 _STATE_ROW: Final = ("ord", "id", *_STATE_COLUMNS)
@@ -399,9 +400,7 @@ class BulkShard:
     def _refolded(self) -> Iterator[tuple[str, JobState]]:
         if not self._late:
             return
-        rows = self._events.execute(_LATE_EVENTS, (sorted(self._late),))
-        for job_id, events in itertools.groupby(rows, key=_job_of):
-            yield job_id, fold(stored_event(*row[1:]) for row in events)
+        yield from _refold(self._events, self._late)
         self._late.clear()
 
 
