@@ -58,6 +58,7 @@ __all__ = [
     "RebuildOptions",
     "RebuildRefusedError",
     "RebuildReport",
+    "ReplayTally",
     "default_workers",
     "rebuild",
     "shares",
@@ -90,22 +91,36 @@ class RebuildOptions:
 
 
 @dataclass(slots=True)
-class RebuildReport:
-    scratch: str
-    topics: tuple[str, ...]
+class ReplayTally:
+    """What replaying some of the partitions found; a process's share, or all of them."""
+
     replayed: int = 0
     """Events applied to the rebuilt model (copies included)."""
     unreadable: int = 0
     """Records that are not events, which the live projection dead-lettered too."""
-    jobs: int = 0
-    """Jobs the rebuilt model has rows for."""
     in_flight_jobs: set[str] = field(default_factory=set)
     in_flight_users: set[str] = field(default_factory=set)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time by phase; a share's phases are added up over the shares."""
+
+    def absorb(self, share: ReplayTally) -> None:
+        self.replayed += share.replayed
+        self.unreadable += share.unreadable
+        self.in_flight_jobs |= share.in_flight_jobs
+        self.in_flight_users |= share.in_flight_users
+        for phase, seconds in share.seconds.items():
+            _add(self, phase, seconds)
+
+
+@dataclass(slots=True, kw_only=True)
+class RebuildReport(ReplayTally):
+    scratch: str
+    topics: tuple[str, ...]
+    jobs: int = 0
+    """Jobs the rebuilt model has rows for."""
     differences: list[Difference] = field(default_factory=list)
     swapped: SwapCounts | None = None
     shards: int = 1
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time by phase; a shard's phases are added up over the shards."""
 
 
 def _admin(kafka: KafkaSettings) -> AdminClient:
@@ -246,19 +261,10 @@ class _ShardTask:
     """Seconds the shard has left when it starts."""
 
 
-@dataclass(slots=True)
-class _ShardReport:
-    replayed: int = 0
-    unreadable: int = 0
-    in_flight_jobs: set[str] = field(default_factory=set)
-    in_flight_users: set[str] = field(default_factory=set)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _load_shard(task: _ShardTask) -> _ShardReport:
+def _load_shard(task: _ShardTask) -> ReplayTally:
     """Replays a share of the partitions into the prepared scratch model (in a process of
     its own when there are several shares)."""
-    report = _ShardReport()
+    report = ReplayTally()
     deadline = time.monotonic() + task.deadline_s
     engine = sync_engine(task.stack.pg, schema=task.scratch)
     partitions = [TopicPartition(topic, partition) for topic, partition in task.partitions]
@@ -297,7 +303,7 @@ def _load_shard(task: _ShardTask) -> _ShardReport:
         engine.dispose()
 
 
-def _load_shards(tasks: list[_ShardTask]) -> list[_ShardReport]:
+def _load_shards(tasks: list[_ShardTask]) -> list[ReplayTally]:
     if len(tasks) <= 1:
         return [_load_shard(task) for task in tasks]
     # Spawned: the parent holds Kafka clients, whose threads a fork would not carry over.
@@ -350,13 +356,8 @@ def rebuild(stack: StackSettings, options: RebuildOptions) -> RebuildReport:
         report.shards = len(tasks)
         _add(report, "setup", time.perf_counter() - began)
         began = time.perf_counter()
-        for shard in _load_shards(tasks):
-            report.replayed += shard.replayed
-            report.unreadable += shard.unreadable
-            report.in_flight_jobs |= shard.in_flight_jobs
-            report.in_flight_users |= shard.in_flight_users
-            for phase, seconds in shard.seconds.items():
-                _add(report, phase, seconds)
+        for share in _load_shards(tasks):
+            report.absorb(share)
         _add(report, "read", time.perf_counter() - began)
         began = time.perf_counter()
         model.complete(shards=len(tasks))
@@ -426,7 +427,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _decoded(message: Message, report: RebuildReport | _ShardReport) -> Envelope[Any] | None:
+def _decoded(message: Message, report: ReplayTally) -> Envelope[Any] | None:
     try:
         raw = message.headers()
         # A consumed record's are (name, bytes) pairs already, which ``decode`` reads as
@@ -438,7 +439,7 @@ def _decoded(message: Message, report: RebuildReport | _ShardReport) -> Envelope
         return None
 
 
-def _note_in_flight(envelope: Envelope[Any], report: RebuildReport | _ShardReport) -> None:
+def _note_in_flight(envelope: Envelope[Any], report: ReplayTally) -> None:
     if isinstance(envelope.data, JobEvent):
         report.in_flight_jobs.add(envelope.subject)
         return
@@ -454,5 +455,5 @@ def _in_flight(difference: Difference, report: RebuildReport) -> bool:
     return difference.key in report.in_flight_users
 
 
-def _add(report: RebuildReport | _ShardReport, phase: str, seconds: float) -> None:
+def _add(report: ReplayTally, phase: str, seconds: float) -> None:
     report.seconds[phase] = report.seconds.get(phase, 0.0) + seconds
