@@ -191,6 +191,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         for repetition in range(config.repetitions):
             if repetition == 0:
                 hook("dispatch", config.dispatch_duration_s)
+            cpu_before = cpu.sample(_named_pids(system))
             load = run_open_loop(
                 endpoint,
                 rate_per_s=config.dispatch_rate,
@@ -202,6 +203,8 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
                 job_id: at for job_id, at in zip(load.ids, load.scheduled, strict=True) if job_id
             }
             started = system.clock.wait_for("started", list(sent), timeout_s=120)
+            # Up to the last start: the submissions, their admission and their dispatch.
+            used = cpu.cpu_ms_per_job(cpu_before, cpu.sample(_named_pids(system)), len(started))
             dispatched.extend(sent)
             latencies = [(started[j] - at) * 1000 for j, at in sent.items() if j in started]
             summary = latency_summary(latencies)
@@ -214,6 +217,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
                     "submit_p99_ms": percentile(load.ok_latencies, 99),
                     "not_started": float(len(sent) - len(started)),
                     "submit_errors": float(load.errors),
+                    **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
                 }
             )
             _log.info("%s dispatch: %s", system.name, _brief(runs[-1]))
@@ -231,7 +235,12 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         "not_started",
         "submit_errors",
     )
-    return {"rate_per_s": config.dispatch_rate, "workers": config.workers, **combine(runs, keys)}
+    cpu_keys = sorted({key for run in runs for key in run if key.startswith("cpu_ms_per_job.")})
+    return {
+        "rate_per_s": config.dispatch_rate,
+        "workers": config.workers,
+        **combine(runs, (*keys, *cpu_keys)),
+    }
 
 
 def _admission(system: System, sent: dict[str, float]) -> dict[str, float]:

@@ -41,6 +41,8 @@ _WANTED: Final = frozenset(
 )
 REMEMBERED: Final = 1_000_000
 """Jobs remembered per kind; the oldest are forgotten first."""
+_FETCH_MIN_BYTES: Final = 256 * 1024
+_FETCH_WAIT_MS: Final = 100
 
 
 class JobControl:
@@ -57,6 +59,11 @@ class JobControl:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            # Every worker reads every lifecycle record. Left to answer as soon as one byte
+            # is there, each reader's fetches under load carry a record or two apiece, and
+            # the broker's CPU goes on answering them; a cancellation may wait this long.
+            "fetch.min.bytes": _FETCH_MIN_BYTES,
+            "fetch.wait.max.ms": _FETCH_WAIT_MS,
         }
         self._consumer = Consumer(settings.librdkafka(**options))
         since_ms = int((time.time() - lookback_s) * 1000)
