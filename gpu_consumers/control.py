@@ -65,7 +65,7 @@ class JobControl:
             "fetch.min.bytes": _FETCH_MIN_BYTES,
             "fetch.wait.max.ms": _FETCH_WAIT_MS,
         }
-        self._consumer = Consumer(settings.librdkafka(**options))
+        self._consumer = Consumer(settings.librdkafka("worker-control", **options))
         since_ms = int((time.time() - lookback_s) * 1000)
         wanted = [
             TopicPartition(spec.name, partition, since_ms)

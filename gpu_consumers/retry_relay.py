@@ -48,7 +48,7 @@ class RetryRelay:
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
         }
-        self._consumer = Consumer(settings.librdkafka(**options))
+        self._consumer = Consumer(settings.librdkafka("worker-retry", **options))
         self._waiting: dict[tuple[str, int], float] = {}
         """Paused partitions and when (epoch seconds) their first record is due."""
 

@@ -43,6 +43,9 @@ _JOIN_GRACE_S = 30.0
 """The longest a starting worker waits for its tiers to join and show their backlog."""
 _TICK_S = 0.005
 """How long the loop waits on one thing before looking at the others again."""
+_COMMIT_EVERY_S = 0.2
+"""How long a finished job's offset may wait to be committed with those after it: one
+commit per partition and interval instead of one request to the brokers per job."""
 
 Dispatch = Envelope[JobQueued] | None
 """A decoded dispatch, or ``None`` for a record already parked that only needs committing."""
@@ -82,10 +85,9 @@ class Worker:
         # each tier's partitions over the workers (members take only what they subscribe
         # to), where one consumer of all three topics could leave every pro partition to a
         # single worker and the others without pro work.
+        config = {**settings.kafka.librdkafka("worker-tier", **options)}
         self._consumers = {
-            spec.name: Consumer(
-                {**settings.kafka.librdkafka(**options), "on_commit": _commit_failed_note}
-            )
+            spec.name: Consumer({**config, "on_commit": _commit_failed_note})
             for spec in topology.tiers.values()
         }
         self._topics = {id(consumer): topic for topic, consumer in self._consumers.items()}
@@ -99,6 +101,9 @@ class Worker:
         self._finisher = ThreadPoolExecutor(1, thread_name_prefix="job-end")
         self._running: tuple[Batch, Future[Finish]] | None = None
         self._ending: tuple[Batch, Future[list[Outcome]]] | None = None
+        self._to_commit: dict[tuple[str, int], int] = {}
+        """Each partition's next offset to commit, once the interval is up."""
+        self._commit_due = 0.0
         self._redo: Batch = []
         """Dispatches to read again once nothing is in flight: an end was not written."""
 
@@ -110,6 +115,8 @@ class Worker:
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         gone = _keys(partitions)
         self._gate.revoked(gone)
+        # Before the partitions go: their next owner starts past the jobs finished here.
+        self._flush_commits(gone)
         dropped = self._buffers.drop(gone)
         self._paused.difference_update(gone)
         _log.info("partitions revoked: %s (%d read-ahead jobs let go)", _names(partitions), dropped)
@@ -132,7 +139,12 @@ class Worker:
                 self._settle()
                 if self._free():
                     self._start_next()
+                if self._to_commit and (
+                    time.monotonic() >= self._commit_due or not self._in_flight()
+                ):
+                    self._flush_commits()
             self._drain(drain_timeout_s)
+            self._flush_commits(wait=True)
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._finisher.shutdown(wait=False, cancel_futures=True)
@@ -336,17 +348,38 @@ class Worker:
             self._rewind(entry)
 
     def _commit(self, entry: Buffered[Any]) -> None:
-        """Commits past ``entry`` without waiting for the broker's answer.
+        """Commits past ``entry`` with the others finished within ``_COMMIT_EVERY_S``.
 
         The job's end is already acknowledged, so a commit lost in a crash or a rebalance
         only lets the next owner read the dispatch again, and job control tells it the job
-        has finished. Waiting here would add a broker round trip to every job.
+        has finished.
         """
-        position = TopicPartition(entry.topic, entry.partition, entry.offset + 1)
-        try:
-            self._consumers[entry.topic].commit(offsets=[position], asynchronous=True)
-        except KafkaException as exc:
-            _log.warning("commit after a job failed: %s", exc)
+        if not self._to_commit:
+            self._commit_due = time.monotonic() + _COMMIT_EVERY_S
+        # Entries of a partition finish in the order they were read.
+        self._to_commit[(entry.topic, entry.partition)] = entry.offset + 1
+
+    def _flush_commits(
+        self, keys: list[tuple[str, int]] | None = None, *, wait: bool = False
+    ) -> None:
+        """Commits the pending positions (of ``keys`` only, when given); without ``wait``
+        it does not wait for the brokers' answer, which would add a round trip to the loop."""
+        pending = self._to_commit
+        chosen = list(pending) if keys is None else [key for key in keys if key in pending]
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for key in chosen:
+            topic, partition = key
+            by_topic.setdefault(topic, []).append(
+                TopicPartition(topic, partition, self._to_commit.pop(key))
+            )
+        for topic, positions in by_topic.items():
+            try:
+                if wait:
+                    self._consumers[topic].commit(offsets=positions, asynchronous=False)
+                else:
+                    self._consumers[topic].commit(offsets=positions, asynchronous=True)
+            except KafkaException as exc:
+                _log.warning("commit after a job failed: %s", exc)
 
     def _rewind(self, entry: Buffered[Any]) -> None:
         key = (entry.topic, entry.partition)

@@ -109,6 +109,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,
+        broker_client_id=f"{settings.kafka.client_id}-processors",
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=100,

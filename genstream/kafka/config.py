@@ -21,10 +21,14 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
 
-    def librdkafka(self, **overrides: str | int | float | bool) -> LibrdkafkaConfig:
+    def librdkafka(
+        self, role: str | None = None, /, **overrides: str | int | float | bool
+    ) -> LibrdkafkaConfig:
+        """``role`` names the client to the brokers (``<client_id>-<role>``), so that their
+        request logs, metrics and quotas tell a process's readers apart."""
         config: LibrdkafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
-            "client.id": self.client_id,
+            "client.id": self.client_id if role is None else f"{self.client_id}-{role}",
             "security.protocol": self.security_protocol,
         }
         if self.sasl_mechanism is not None:

@@ -141,6 +141,13 @@ class Workers:
             process.send_signal(signal.SIGKILL)
             process.wait(30)
 
+    def stop(self, index: int = 0) -> None:
+        """Stops a worker the clean way (SIGTERM) and waits for it to exit."""
+        process = self.processes[index]
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
+
     def close(self) -> None:
         for process in self.processes:
             if process.poll() is None:

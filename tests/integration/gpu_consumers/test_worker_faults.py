@@ -187,15 +187,54 @@ def test_an_end_the_brokers_do_not_acknowledge_is_run_again_and_nothing_behind_i
         )
 
 
+@pytest.mark.timeout(240)
+def test_finished_jobs_are_committed_together_and_a_clean_stop_commits_the_last_of_them(
+    stack: StackSettings, tmp_path: Path, unique: str
+) -> None:
+    with running_workers(stack, unique, tmp_path, Workload.SYNTHETIC) as workers:
+        pro = workers.topology.tiers[Tier.PRO]
+        group = f"{workers.topology.prefix}{worker_group(Workload.SYNTHETIC)}"
+        jobs, more = _split(_jobs_on_one_partition(unique, pro.partitions, 45), 40)
+        for job in jobs:
+            workers.dispatch(job, {"kind": "synthetic", "steps": 0, "step_ms": 0})
+        workers.wait_for(lambda _: all(workers.ended(job) for job in jobs))
+        # Commits wait a moment for the jobs after them, but no longer than that.
+        poll_until(
+            lambda: list(_committed(stack, group, pro.name, pro.partitions).values()) == [40],
+            what="the commit past the last job",
+            timeout_s=30.0,
+            interval_s=0.1,
+        )
+        for job in more:
+            workers.dispatch(job, {"kind": "synthetic", "steps": 0, "step_ms": 0})
+        workers.wait_for(lambda _: all(workers.ended(job) for job in more))
+        workers.stop()
+        # Read once, right after the exit: a clean stop commits before it leaves the group.
+        assert list(_committed(stack, group, pro.name, pro.partitions).values()) == [45]
+
+
+def _split(jobs: list[str], at: int) -> tuple[list[str], list[str]]:
+    return jobs[:at], jobs[at:]
+
+
 def _two_jobs_on_one_partition(unique: str, partitions: int) -> tuple[str, str]:
     """Two job ids whose dispatches share a tier partition, so their order is the topic's."""
+    first, second = _jobs_on_one_partition(unique, partitions, 2)
+    return first, second
+
+
+def _jobs_on_one_partition(unique: str, partitions: int, count: int) -> list[str]:
+    """``count`` job ids whose dispatches share a tier partition (the first one's)."""
     first = f"job-a-{unique}"
     wanted = partition_for(first.encode(), partitions)
-    for index in range(1000):
-        second = f"job-b{index}-{unique}"
-        if partition_for(second.encode(), partitions) == wanted:
-            return first, second
-    raise AssertionError("no second job id on the first one's partition")
+    found = [first]
+    for index in range(100 * count):
+        candidate = f"job-b{index}-{unique}"
+        if partition_for(candidate.encode(), partitions) == wanted:
+            found.append(candidate)
+            if len(found) == count:
+                return found
+    raise AssertionError(f"fewer than {count} job ids on the first one's partition")
 
 
 def _set_topic_config(stack: StackSettings, topic: str, name: str, value: str | None) -> None:
