@@ -27,6 +27,7 @@ from contracts import (
     derived_event_id,
 )
 from genstream.settings import StackSettings
+from stream_processors.account_table import CHUNK_ENTRIES
 from stream_processors.credit_wait import WAITING_SINCE_HEADER
 from tests.integration.stream_processors.harness import (
     Processors,
@@ -259,3 +260,40 @@ def test_sigkill_mid_stream_loses_no_decision_and_charges_once(
             accepted += kinds.count("JobAccepted")
         # Each user could pay for 12 jobs: exactly that many were accepted, none charged twice.
         assert accepted == 12 * len(users)
+
+
+@pytest.mark.timeout(300)
+def test_a_long_history_sealed_in_records_of_its_own_survives_a_restart(
+    stack: StackSettings, unique: str, tmp_path: Path
+) -> None:
+    user = f"long-{unique}"
+    jobs = [f"h{unique}-{n}" for n in range(3 * CHUNK_ENTRIES)]
+    with running_processors(stack, f"h{unique}", tmp_path) as processors:
+        processors.grant(user, 1)
+        for index, job in enumerate(jobs):
+            processors.request(user, job, key=f"key-{index}", wait=False)
+        processors.producer.flush()
+        # One paid for, every other one rejected: each is a closed job and a key remembered.
+        account = processors.wait_for_account(
+            user, lambda account: len(account.get("chunks", {}).get("closed", [])) >= 2
+        )
+        assert len(account["closed"]) < CHUNK_ENTRIES
+        processors.kill()
+        processors.start()
+        # The restored account still knows the oldest jobs and keys, held in sealed records.
+        oldest = jobs[1]
+        processors.request(user, f"again-{unique}", key="key-1")
+        processors.wait_for(lambda _: bool(processors.of_job(f"again-{unique}")))
+        reused = processors.of_job(f"again-{unique}")
+        assert types(reused) == ["JobRejected"]
+        assert oldest in reused[0].data.detail
+        # A redelivered request of a job rejected long ago is not decided again, even now
+        # that the account could pay for it: the next job gets the credit.
+        processors.grant(user, 1)
+        processors.request(user, oldest, key="key-1")
+        processors.request(user, f"after-{unique}")
+        processors.wait_for(lambda _: bool(processors.of_job(f"after-{unique}")))
+        assert "JobAccepted" in types(processors.of_job(f"after-{unique}"))
+        decided = distinct(processors.of_job(oldest))
+        assert types(decided) == ["JobRejected"]
+        assert decided[0].data.reason == "insufficient_credits"
