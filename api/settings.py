@@ -38,10 +38,12 @@ class AuthSettings(BaseModel):
     password_min_length: int = Field(default=10, ge=8)
     signup_credits: int = Field(default=100, ge=0)
     """Credits granted at registration."""
-    api_key_cache_s: float = Field(default=5.0, ge=0, le=60)
+    api_key_cache_s: float = Field(default=30.0, ge=0, le=60)
     """How long a process believes an API key it verified before asking the database again
-    (job submission and event streams); a key revoked in another process keeps working there
-    this long at most. 0 asks every time."""
+    (job submission and event streams). Revocations and plan changes reach every process at
+    once by NOTIFY, and a process whose listener reconnects drops its cache; this bounds what
+    nobody announced (a row changed by hand, a listener cut off unnoticed). 0 asks every
+    time."""
     api_key_cache_size: int = Field(default=10_000, ge=1)
     """Most API keys one process remembers."""
 
