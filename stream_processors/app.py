@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from confluent_kafka.admin import AdminClient
 from faust.types import EventT
 
 from contracts import (
@@ -248,8 +249,16 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         value_serializer="raw",
     )
 
+    # One admin client for every measurement, made at the first: a new one each time would
+    # connect anew.
+    depth_admin: list[AdminClient] = []
+
     async def measure_depth() -> None:
-        depths = await asyncio.to_thread(tier_depths, settings.kafka, topology.tiers)
+        if not depth_admin:
+            depth_admin.append(AdminClient(settings.kafka.librdkafka("depth")))
+        depths = await asyncio.to_thread(
+            tier_depths, settings.kafka, topology.tiers, admin=depth_admin[0]
+        )
         for (workload, tier), depth in depths.items():
             metrics.TIER_DEPTH.labels(workload.value, tier.value).set(depth)
 

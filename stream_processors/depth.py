@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Final
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._listoffsets import OffsetSpec  # not in the package's stubs
 
 from contracts import TIER_TOPICS, Tier, TopicSpec, Workload, worker_group
 from genstream.kafka import KafkaSettings
+
+Position = tuple[str, int]
+
+_EARLIEST: Final = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
 
 def tier_depths(
@@ -17,37 +24,77 @@ def tier_depths(
     *,
     group_of: Callable[[Workload], str] = worker_group,
     timeout_s: float = 5.0,
+    admin: AdminClient | None = None,
 ) -> dict[tuple[Workload, Tier], int]:
     """Records on each tier topic that the workload's group has not consumed yet.
 
     ``tiers`` maps contract tier-topic names to the topics actually used (they differ when a
-    prefix is in force). A group that never committed counts from the start of the topic.
+    prefix is in force). A group that never committed counts from the start of the topic. A
+    tier the brokers did not answer for within ``timeout_s`` is left out. The brokers are
+    asked once for every partition's start, once for their ends and once per workload for
+    its group's positions; ``admin`` is reused when given (a caller that asks again and
+    again), else one is made for the call.
     """
-    admin = AdminClient(settings.librdkafka())
-    reader = Consumer(settings.librdkafka(**{"group.id": "genstream-depth"}))
+    admin = admin or AdminClient(settings.librdkafka("depth"))
+    specs = {key: tiers.get(spec.name, spec) for key, spec in TIER_TOPICS.items()}
+    partitions = [
+        TopicPartition(spec.name, partition)
+        for spec in specs.values()
+        for partition in range(spec.partitions)
+    ]
+    starts = _offsets(admin, partitions, _EARLIEST, timeout_s)
+    ends = _offsets(admin, partitions, _LATEST, timeout_s)
     depths: dict[tuple[Workload, Tier], int] = {}
-    try:
-        for (workload, tier), contract_spec in TIER_TOPICS.items():
-            spec = tiers.get(contract_spec.name, contract_spec)
-            partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-            ends = {
-                tp.partition: reader.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
-                for tp in partitions
-            }
-            request = ConsumerGroupTopicPartitions(group_of(workload), partitions)
-            answer = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
-            committed = {
-                tp.partition: tp.offset
-                for tp in next(iter(answer.values())).result().topic_partitions
-                if tp.topic == spec.name
-            }
-            depth = 0
-            for partition, (low, high) in ends.items():
-                position = committed.get(partition, -1)
-                depth += max(0, high - max(position, low))
-            depths[(workload, tier)] = depth
-    except KafkaException:
-        return depths
-    finally:
-        reader.close()
+    for workload in dict.fromkeys(workload for workload, _ in specs):
+        own = {tier: spec for (of, tier), spec in specs.items() if of == workload}
+        committed = _committed(
+            admin,
+            group_of(workload),
+            [tp for tp in partitions if any(tp.topic == spec.name for spec in own.values())],
+            timeout_s,
+        )
+        if committed is None:
+            continue
+        for tier, spec in own.items():
+            keys = [(spec.name, partition) for partition in range(spec.partitions)]
+            if not all(key in starts and key in ends for key in keys):
+                continue
+            depths[(workload, tier)] = sum(
+                max(0, ends[key] - max(committed.get(key, -1), starts[key])) for key in keys
+            )
     return depths
+
+
+def _offsets(
+    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout_s: float
+) -> dict[Position, int]:
+    """Each partition's offset by ``spec``, where the brokers answered."""
+    found: dict[Position, int] = {}
+    try:
+        futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout_s)
+    except KafkaException:
+        return found
+    for tp, future in futures.items():
+        try:
+            found[(tp.topic, tp.partition)] = future.result().offset
+        except KafkaException:
+            continue
+    return found
+
+
+def _committed(
+    admin: AdminClient, group: str, partitions: list[TopicPartition], timeout_s: float
+) -> dict[Position, int] | None:
+    """The group's committed positions (absent where it never committed); None when the
+    brokers did not answer."""
+    request = ConsumerGroupTopicPartitions(group, partitions)
+    try:
+        answer = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
+        result = next(iter(answer.values())).result()
+    except KafkaException:
+        return None
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in result.topic_partitions
+        if tp.offset >= 0 and tp.error is None
+    }
