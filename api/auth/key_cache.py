@@ -8,7 +8,10 @@ or while a process's listener is cut off) goes unseen. Only keys the database ac
 are remembered: refusals always ask it again, so unknown keys cannot fill the cache.
 
 Requests that find the same key missing at the same moment share one lookup: when a busy
-key's entry expires, the database sees one query, not one per request in flight.
+key's entry expires, the database sees one query, not one per request in flight. A key used
+in the last fifth of its entry's life is looked up again in the background while the
+request goes on with the entry, so a key in steady use never makes a request wait for the
+database; a background lookup that finds the key no longer valid drops its entry.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["ApiKeyCache", "KeyOwner"]
+
+_REFRESH_SHARE: Final = 0.2
+"""The last part of an entry's life in which a use looks the key up again, in the background."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +69,27 @@ class ApiKeyCache:
         self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]]
     ) -> KeyOwner | None:
         """The key's owner from the cache, or from ``lookup`` (``None``: not a valid key)."""
-        cached = self.get(key_digest)
-        if cached is not None:
-            return cached
+        entry = self._entries.get(key_digest)
+        if entry is not None:
+            expires_at, cached = entry
+            now = self._clock()
+            if now < expires_at:
+                if now >= expires_at - self._ttl_s * _REFRESH_SHARE:
+                    self._lookup_task(key_digest, lookup).add_done_callback(_consume_error)
+                return cached
+            del self._entries[key_digest]
+        # Shielded: a caller that goes away must not cancel the lookup the others wait for.
+        return await asyncio.shield(self._lookup_task(key_digest, lookup))
+
+    def _lookup_task(
+        self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]]
+    ) -> asyncio.Task[KeyOwner | None]:
+        """The lookup of ``key_digest`` under way, or a new one."""
         task = self._lookups.get(key_digest)
         if task is None:
             task = asyncio.ensure_future(self._look_up(key_digest, lookup, self._forgotten))
             self._lookups[key_digest] = task
-        # Shielded: a caller that goes away must not cancel the lookup the others wait for.
-        return await asyncio.shield(task)
+        return task
 
     async def _look_up(
         self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]], forgotten: int
@@ -79,8 +98,11 @@ class ApiKeyCache:
             found = await lookup()
         finally:
             del self._lookups[key_digest]
-        if found is not None and forgotten == self._forgotten:
-            self.put(key_digest, found)
+        if forgotten == self._forgotten:
+            if found is not None:
+                self.put(key_digest, found)
+            else:
+                self._entries.pop(key_digest, None)
         return found
 
     def get(self, key_digest: str) -> KeyOwner | None:
@@ -127,3 +149,10 @@ class ApiKeyCache:
             if expires_at > now and len(self._entries) <= self._max_entries:
                 return
             del self._entries[oldest_digest]
+
+
+def _consume_error(task: asyncio.Task[KeyOwner | None]) -> None:
+    # A background lookup that failed (the database away) leaves the entry to its expiry;
+    # its error is taken here so that nobody is told it was never retrieved.
+    if not task.cancelled():
+        task.exception()

@@ -133,3 +133,66 @@ async def test_a_failed_lookup_fails_its_waiters_and_is_not_kept() -> None:
         return owner
 
     assert await cache.owner("d", working) == owner
+
+
+async def _settled(cache: ApiKeyCache, digest: str) -> None:
+    """Waits for the lookup of ``digest`` under way, if any, whatever its outcome."""
+    task = cache._lookups.get(digest)
+    if task is not None:
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_key_used_late_in_its_entry_is_refreshed_behind_the_request() -> None:
+    clock = Clock()
+    cache = ApiKeyCache(ttl_s=10.0, max_entries=10, clock=clock)
+    owner, newer = _owner(), _owner()
+    lookups: list[str] = []
+
+    async def lookup() -> KeyOwner | None:
+        lookups.append("d")
+        return newer
+
+    cache.put("d", owner)
+    clock.now += 7.9  # before the last fifth: no lookup
+    assert await cache.owner("d", lookup) == owner
+    await _settled(cache, "d")
+    assert lookups == []
+
+    clock.now += 0.2  # in the last fifth: answered from the entry, looked up behind it
+    assert await cache.owner("d", lookup) == owner
+    await _settled(cache, "d")
+    assert lookups == ["d"]
+    clock.now += 9.9  # the refreshed entry lives its whole TTL from the lookup
+    assert cache.get("d") == newer
+
+
+async def test_a_refresh_that_finds_the_key_gone_drops_its_entry() -> None:
+    clock = Clock()
+    cache = ApiKeyCache(ttl_s=10.0, max_entries=10, clock=clock)
+    cache.put("d", _owner())
+
+    async def revoked() -> KeyOwner | None:
+        return None
+
+    clock.now += 9.0
+    assert await cache.owner("d", revoked) is not None
+    await _settled(cache, "d")
+    assert cache.get("d") is None
+    assert await cache.owner("d", revoked) is None
+
+
+async def test_a_failed_refresh_keeps_the_entry_to_its_expiry() -> None:
+    clock = Clock()
+    cache = ApiKeyCache(ttl_s=10.0, max_entries=10, clock=clock)
+    owner = _owner()
+    cache.put("d", owner)
+
+    async def broken() -> KeyOwner | None:
+        raise ConnectionError("database gone")
+
+    clock.now += 9.0
+    assert await cache.owner("d", broken) == owner
+    await _settled(cache, "d")
+    assert cache.get("d") == owner
+    clock.now += 1.0
+    assert cache.get("d") is None
