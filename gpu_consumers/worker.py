@@ -85,7 +85,7 @@ class Worker:
         # each tier's partitions over the workers (members take only what they subscribe
         # to), where one consumer of all three topics could leave every pro partition to a
         # single worker and the others without pro work.
-        config = {**settings.kafka.librdkafka("worker-tier", **options)}
+        config = settings.kafka.librdkafka("worker-tier", **options)
         self._consumers = {
             spec.name: Consumer({**config, "on_commit": _commit_failed_note})
             for spec in topology.tiers.values()
@@ -370,7 +370,7 @@ class Worker:
         for key in chosen:
             topic, partition = key
             by_topic.setdefault(topic, []).append(
-                TopicPartition(topic, partition, self._to_commit.pop(key))
+                TopicPartition(topic, partition, pending.pop(key))
             )
         for topic, positions in by_topic.items():
             try:

@@ -203,24 +203,19 @@ class AccountTable:
             if chunk.items() <= entries.items():
                 oldest = False
                 continue
-            for key in chunk:
-                if key not in entries:
-                    held.pop(key, None)
             kept = [key for key in chunk if key in entries]
-            if kept and oldest and _lost_its_first(chunk, entries):
-                oldest = False
-                continue
-            oldest = False
-            if kept:
-                # In its place: the records stay listed oldest first.
-                for key in kept:
-                    del held[key]
-                self._put_chunk(user_id, partition, sealed, name, number, kept, entries)
-            else:
+            for key in chunk.keys() - set(kept):
+                held.pop(key, None)
+            if not kept:
                 del sealed.chunks[name][number]
                 key = chunk_key(user_id, name, number)
                 self._table.send_changelog(partition, key, None)
                 self._table.data.pop(key, None)
+                continue  # the next record left is now the oldest
+            if not (oldest and _lost_its_first(chunk, entries)):
+                # In its place: the records stay listed oldest first.
+                self._put_chunk(user_id, partition, sealed, name, number, kept, entries)
+            oldest = False
 
     def _put_chunk(
         self,

@@ -19,6 +19,7 @@ to read-committed readers reliably, so it is not the default.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -249,15 +250,14 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         value_serializer="raw",
     )
 
-    # One admin client for every measurement, made at the first: a new one each time would
-    # connect anew.
-    depth_admin: list[AdminClient] = []
+    @functools.cache
+    def depth_admin() -> AdminClient:
+        # One for every measurement, made at the first: a new one each time connects anew.
+        return AdminClient(settings.kafka.librdkafka("depth"))
 
     async def measure_depth() -> None:
-        if not depth_admin:
-            depth_admin.append(AdminClient(settings.kafka.librdkafka("depth")))
         depths = await asyncio.to_thread(
-            tier_depths, settings.kafka, topology.tiers, admin=depth_admin[0]
+            tier_depths, settings.kafka, topology.tiers, admin=depth_admin()
         )
         for (workload, tier), depth in depths.items():
             metrics.TIER_DEPTH.labels(workload.value, tier.value).set(depth)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
@@ -37,22 +37,13 @@ def tier_depths(
     """
     admin = admin or AdminClient(settings.librdkafka("depth"))
     specs = {key: tiers.get(spec.name, spec) for key, spec in TIER_TOPICS.items()}
-    partitions = [
-        TopicPartition(spec.name, partition)
-        for spec in specs.values()
-        for partition in range(spec.partitions)
-    ]
+    partitions = _partitions(specs.values())
     starts = _offsets(admin, partitions, _EARLIEST, timeout_s)
     ends = _offsets(admin, partitions, _LATEST, timeout_s)
     depths: dict[tuple[Workload, Tier], int] = {}
     for workload in dict.fromkeys(workload for workload, _ in specs):
         own = {tier: spec for (of, tier), spec in specs.items() if of == workload}
-        committed = _committed(
-            admin,
-            group_of(workload),
-            [tp for tp in partitions if any(tp.topic == spec.name for spec in own.values())],
-            timeout_s,
-        )
+        committed = _committed(admin, group_of(workload), _partitions(own.values()), timeout_s)
         if committed is None:
             continue
         for tier, spec in own.items():
@@ -63,6 +54,14 @@ def tier_depths(
                 max(0, ends[key] - max(committed.get(key, -1), starts[key])) for key in keys
             )
     return depths
+
+
+def _partitions(specs: Iterable[TopicSpec]) -> list[TopicPartition]:
+    return [
+        TopicPartition(spec.name, partition)
+        for spec in specs
+        for partition in range(spec.partitions)
+    ]
 
 
 def _offsets(

@@ -69,15 +69,12 @@ class ApiKeyCache:
         self, key_digest: str, lookup: Callable[[], Awaitable[KeyOwner | None]]
     ) -> KeyOwner | None:
         """The key's owner from the cache, or from ``lookup`` (``None``: not a valid key)."""
-        entry = self._entries.get(key_digest)
+        entry = self._alive(key_digest)
         if entry is not None:
             expires_at, cached = entry
-            now = self._clock()
-            if now < expires_at:
-                if now >= expires_at - self._ttl_s * _REFRESH_SHARE:
-                    self._lookup_task(key_digest, lookup).add_done_callback(_consume_error)
-                return cached
-            del self._entries[key_digest]
+            if self._clock() >= expires_at - self._ttl_s * _REFRESH_SHARE:
+                self._lookup_task(key_digest, lookup).add_done_callback(_consume_error)
+            return cached
         # Shielded: a caller that goes away must not cancel the lookup the others wait for.
         return await asyncio.shield(self._lookup_task(key_digest, lookup))
 
@@ -106,14 +103,16 @@ class ApiKeyCache:
         return found
 
     def get(self, key_digest: str) -> KeyOwner | None:
+        entry = self._alive(key_digest)
+        return None if entry is None else entry[1]
+
+    def _alive(self, key_digest: str) -> tuple[float, KeyOwner] | None:
+        """The key's entry (its expiry and owner) unless it has expired, which drops it."""
         entry = self._entries.get(key_digest)
-        if entry is None:
-            return None
-        expires_at, owner = entry
-        if self._clock() >= expires_at:
+        if entry is not None and self._clock() >= entry[0]:
             del self._entries[key_digest]
             return None
-        return owner
+        return entry
 
     def put(self, key_digest: str, owner: KeyOwner) -> None:
         if self._ttl_s <= 0:
