@@ -44,7 +44,7 @@ from contracts import (
 )
 from genstream.db import sync_engine, upgrade
 from genstream.db.models import ApiKey, User
-from genstream.kafka import delete_topics, ensure_topics
+from genstream.kafka import delete_groups, delete_topics, ensure_topics
 from genstream.kafka.admin import admin_client
 from genstream.settings import StackSettings
 from gpu_consumers.topology import WorkerTopology
@@ -221,12 +221,16 @@ class GenstreamSystem:
         self.clock.stop()
         self.producer.close()
         client = admin_client(self.stack.kafka)
-        ours = [
-            name
-            for name in client.list_topics(timeout=30).topics
-            if name.startswith(self.prefix) or name.startswith(self.app_id)
-        ]
-        delete_topics(self.stack.kafka, ours)
+        ours = (self.prefix, self.app_id, self.sink.name)
+        delete_topics(
+            self.stack.kafka,
+            [name for name in client.list_topics(timeout=30).topics if name.startswith(ours)],
+        )
+        groups = client.list_consumer_groups(request_timeout=30).result().valid
+        delete_groups(
+            self.stack.kafka,
+            [g.group_id for g in groups if g.group_id.startswith((*ours, self.clock.group))],
+        )
         engine = sync_engine(self.stack.pg)
         with engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))

@@ -76,6 +76,7 @@ class EventClock:
 class LifecycleClock(EventClock):
     def __init__(self, settings: KafkaSettings, lifecycle: TopicSpec, group: str) -> None:
         super().__init__()
+        self.group = group
         self._consumer = Consumer(settings.librdkafka("bench-watch", **{"group.id": group}))
         self._consumer.assign(
             [TopicPartition(lifecycle.name, p, 0) for p in range(lifecycle.partitions)]

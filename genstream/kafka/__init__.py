@@ -1,6 +1,7 @@
 """Kafka kit: typed settings, administration, and a consumer of typed events."""
 
 from genstream.kafka.admin import (
+    delete_groups,
     delete_topics,
     ensure_topics,
     wait_for_brokers,
@@ -26,6 +27,7 @@ __all__ = [
     "KafkaKitError",
     "KafkaSettings",
     "TopicSetupError",
+    "delete_groups",
     "delete_topics",
     "ensure_topics",
     "wait_for_brokers",

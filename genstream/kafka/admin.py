@@ -119,3 +119,20 @@ def delete_topics(
         except KafkaException as exc:
             if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART":
                 raise TopicSetupError(f"deleting topic {name}: {exc}") from exc
+
+
+def delete_groups(
+    settings: KafkaSettings, names: Iterable[str], *, timeout_s: float = 30.0
+) -> None:
+    """Deletes consumer groups (their committed positions); a group still in use, or gone
+    already, is left as it is."""
+    targets = list(names)
+    if not targets:
+        return
+    client = admin_client(settings)
+    for future in client.delete_consumer_groups(targets, request_timeout=timeout_s).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].name() not in ("GROUP_ID_NOT_FOUND", "NON_EMPTY_GROUP"):
+                raise TopicSetupError(f"deleting a consumer group: {exc}") from exc

@@ -101,7 +101,8 @@ class Processors:
         self.producer.close()
         self._reader.close()
         self._changelog.close()
-        changelogs = [f"{self.app_id}-accounts-changelog"]
+        # Faust's own: the table's changelog and the topic its assignor elects a leader on.
+        changelogs = [f"{self.app_id}-accounts-changelog", f"{self.app_id}-__assignor-__leader"]
         delete_topics(self.stack.kafka, [s.name for s in self.topology.all_topics] + changelogs)
 
     # -- input -------------------------------------------------------------------------------
