@@ -18,6 +18,7 @@ from bench.machine import describe_machine
 from bench.procs import ROOT
 from bench.profiling import Profiler
 from bench.report import build_document, render_table
+from bench.speed import SpeedProbe
 from bench.workloads import (
     run_dispatch,
     run_overhead,
@@ -151,9 +152,10 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
     machine = describe_machine()
     began = time.monotonic()
     _log.info("benchmark %s (%s), logs in %s", run_id, "quick" if config.quick else "full", run_dir)
-    ours = _genstream(config, run_id, run_dir, chosen, profiler)
-    shared = chosen - _GENSTREAM_ONLY
-    peer = _peer(config, run_dir, shared) if config.run_peer and shared else {}
+    with SpeedProbe(run_dir / "speed.txt"):
+        ours = _genstream(config, run_id, run_dir, chosen, profiler)
+        shared = chosen - _GENSTREAM_ONLY
+        peer = _peer(config, run_dir, shared) if config.run_peer and shared else {}
     machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     notes = [
         "Latencies are measured from each request's scheduled send time (open loop) to the "
@@ -165,6 +167,9 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
         "queued jobs per user); prices and tiers are the shipped ones.",
         "sse: one API process; latency from each progress event's scheduled (stamped) time to "
         "a client's receipt; memory is the API's resident set growth per open stream.",
+        "probe_ms (dispatch, pipeline): the median CPU time of a fixed piece of Python run every "
+        "second by a process of its own during each run (bench/speed.py); on a shared machine "
+        "it moves with the CPU every other figure costs, so compare CPU figures at like probe_ms.",
         "replay: events_per_s counts the events of both topics the rebuild replayed, over the "
         "whole genstream replay rebuild command (start, replay, comparison, exit).",
     ]

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import cpu
+from bench import cpu, speed
 from bench.config import BenchConfig
 from bench.load import LoadRun, run_open_loop
 from bench.schedule import open_loop_schedule
@@ -192,6 +192,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
             if repetition == 0:
                 hook("dispatch", config.dispatch_duration_s)
             cpu_before = cpu.sample(_named_pids(system))
+            load_began = time.time()
             load = run_open_loop(
                 endpoint,
                 rate_per_s=config.dispatch_rate,
@@ -205,6 +206,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
             started = system.clock.wait_for("started", list(sent), timeout_s=120)
             # Up to the last start: the submissions, their admission and their dispatch.
             used = cpu.cpu_ms_per_job(cpu_before, cpu.sample(_named_pids(system)), len(started))
+            probe = speed.reading(load_began, time.time())
             dispatched.extend(sent)
             latencies = [(started[j] - at) * 1000 for j, at in sent.items() if j in started]
             summary = latency_summary(latencies)
@@ -218,6 +220,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
                     "not_started": float(len(sent) - len(started)),
                     "submit_errors": float(load.errors),
                     **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
+                    **probe,
                 }
             )
             _log.info("%s dispatch: %s", system.name, _brief(runs[-1]))
@@ -235,7 +238,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         "not_started",
         "submit_errors",
     )
-    cpu_keys = sorted({key for run in runs for key in run if key.startswith("cpu_ms_per_job.")})
+    cpu_keys = _cpu_keys(runs)
     return {
         "rate_per_s": config.dispatch_rate,
         "workers": config.workers,
@@ -270,8 +273,7 @@ def run_pipeline(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         runs.append(_pipeline_burst(system, jobs, config.pipeline_timeout_s))
         _log.info("%s pipeline: %s", system.name, _brief(runs[-1]))
     keys = ("jobs_per_s", "end_to_end_jobs_per_s", "completed", "handover_s")
-    # Where the CPU went, by component, so that a rate can be read against its cost.
-    cpu_keys = sorted({key for run in runs for key in run if key.startswith("cpu_ms_per_job.")})
+    cpu_keys = _cpu_keys(runs)
     return {"jobs": jobs, "workers": config.workers, **combine(runs, (*keys, *cpu_keys))}
 
 
@@ -290,7 +292,21 @@ def _pipeline_burst(system: System, count: int, timeout_s: float) -> dict[str, f
         "handover_s": handed_over,
         "completed": float(len(done)),
         **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
+        **speed.reading(began, time.time()),
     }
+
+
+def _cpu_keys(runs: list[dict[str, float]]) -> list[str]:
+    """Where the CPU went, by component, and how fast the machine was meanwhile, so that a
+    rate can be read against its cost."""
+    return sorted(
+        {
+            key
+            for run in runs
+            for key in run
+            if key.startswith("cpu_ms_per_job.") or key == "probe_ms"
+        }
+    )
 
 
 def _named_pids(system: System) -> dict[int, str]:
