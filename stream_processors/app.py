@@ -46,7 +46,6 @@ from contracts import (
     JobRejected,
     JobRequested,
     JobStarted,
-    TopicSpec,
     child_traceparent,
     decode,
     derived_event_id,
@@ -65,6 +64,7 @@ from stream_processors.accounts import Account, CreditsOwedError, apply, overdue
 from stream_processors.acks import Acknowledger
 from stream_processors.credit_wait import CreditWait
 from stream_processors.depth import tier_depths
+from stream_processors.outputs import DirectOutputs, FaustOutputs, Outputs
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
 
@@ -121,17 +121,16 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         broker_commit_interval=0.5,
     )
 
-    def raw_topic(spec: TopicSpec) -> faust.TopicT:
-        return app.topic(
-            spec.name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=spec.partitions,
-        )
+    sink: Outputs = (
+        FaustOutputs(app)
+        if settings.processors_guarantee == "exactly_once"
+        else DirectOutputs(settings.kafka, linger_ms=settings.processors_send_linger_ms)
+    )
 
-    outputs = {spec.name: raw_topic(spec) for spec in topology.all_topics}
+    async def close_sink(*_: Any, **__: Any) -> None:
+        await asyncio.to_thread(sink.close)
+
+    app.on_before_shutdown.connect(close_sink)
     # Keys go through the app's default JSON codec, values are an account's JSON as it is.
     accounts = AccountTable(
         app.Table("accounts", default=None, partitions=USER_PARTITIONS, value_type=bytes)
@@ -153,8 +152,8 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             consumer=settings.processors_app_id,
             error=error,
         )
-        parked = await outputs[topology.deadletter.name].send(
-            key=event.key, value=event.value, headers=headers
+        parked = await sink.send(
+            topology.deadletter.name, key=event.key, value=event.value, headers=headers
         )
         acks.caused(parked)
         _log.warning("record parked on the dead-letter topic: %s", error)
@@ -187,8 +186,8 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             )
             value, headers = encode(envelope), kafka_headers(envelope)
             for spec in topology.destinations(data):
-                delivery = await outputs[spec.name].send(
-                    key=partition_key(envelope, spec), value=value, headers=headers
+                delivery = await sink.send(
+                    spec.name, key=partition_key(envelope, spec), value=value, headers=headers
                 )
                 acks.caused(delivery)
 
@@ -206,13 +205,14 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     metrics.RESERVE_TO_CLOSE.labels(outcome).observe(max(0.0, waited))
 
     credit_wait = CreditWait(limit_s=settings.processors_credit_wait_s)
-    requested = outputs[topology.requested.name]
 
     async def wait_for_credits(event: EventT[Any], acks: Acknowledger) -> None:
         """The request goes round again, behind the ledger records read meanwhile."""
         metrics.CREDIT_WAITS.inc()
         headers = credit_wait.again(_headers(event), time.time())
-        again = await requested.send(key=event.key, value=event.value, headers=headers)
+        again = await sink.send(
+            topology.requested.name, key=event.key, value=event.value, headers=headers
+        )
         acks.caused(again)
 
     async def account_agent(stream: faust.StreamT[Any]) -> None:
@@ -233,12 +233,14 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             await write(envelope, caused, acks)
 
     async def outcome_agent(stream: faust.StreamT[Any]) -> None:
-        forward = outputs[topology.outcomes.name]
         acks = Acknowledger(stream)
         async for event, envelope in decoded(acks, unread=_NOT_OUTCOMES):
             if isinstance(envelope.data, _OUTCOME_TYPES):
-                delivery = await forward.send(
-                    key=envelope.user_id.encode(), value=event.value, headers=_headers(event)
+                delivery = await sink.send(
+                    topology.outcomes.name,
+                    key=envelope.user_id.encode(),
+                    value=event.value,
+                    headers=_headers(event),
                 )
                 acks.caused(delivery)
 
@@ -271,7 +273,6 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
         for job_id, sent_at in list(expiries_sent.items()):
             if clock - sent_at > 60:
                 del expiries_sent[job_id]
-        lifecycle = outputs[topology.lifecycle.name]
         deliveries = []
         for user_id, account in list(accounts.items()):
             for expiry in overdue(account, now):
@@ -283,7 +284,8 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                 )
                 metrics.EXPIRED.inc()
                 deliveries.append(
-                    await lifecycle.send(
+                    await sink.send(
+                        topology.lifecycle.name,
                         key=partition_key(envelope, topology.lifecycle),
                         value=encode(envelope),
                         headers=kafka_headers(envelope),
@@ -294,5 +296,12 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
     app.timer(interval=settings.processors_depth_interval_s, name="tier-depth")(measure_depth)
     app.timer(interval=settings.processors_expiry_interval_s, name="expiry")(expire_overdue)
     app.agent(inputs, name="accounts")(account_agent)
-    app.agent(outputs[topology.lifecycle.name], name="outcomes")(outcome_agent)
+    lifecycle = app.topic(
+        topology.lifecycle.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.agent(lifecycle, name="outcomes")(outcome_agent)
     return app

@@ -33,5 +33,8 @@ class ProcessorSettings(BaseSettings):
     processors_credit_wait_s: float = Field(default=5.0, ge=0, le=60)
     """How long a request of an account that has seen no credit yet waits for its sign-up
     grant, which another topic may deliver after it, before it is rejected; 0 never waits."""
+    processors_send_linger_ms: int = Field(default=1, ge=0, le=1000)
+    """How long the processors' producer holds a record for others to share its request
+    (under ``at_least_once``; Faust's own producer writes under ``exactly_once``)."""
     processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

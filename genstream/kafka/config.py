@@ -40,15 +40,18 @@ class KafkaSettings(BaseModel):
         config.update(overrides)
         return config
 
-    def producer_config(self, **overrides: str | int | float | bool) -> LibrdkafkaConfig:
+    def producer_config(
+        self, role: str | None = None, /, **overrides: str | int | float | bool
+    ) -> LibrdkafkaConfig:
         """Every genstream producer's settings: idempotent, acks=all, and keys placed with
         murmur2 as Java clients and Faust place them, so every writer agrees on a key's
         partition."""
         return self.librdkafka(
+            role,
             **{
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",
                 **overrides,
-            }
+            },
         )
