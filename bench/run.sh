@@ -13,4 +13,6 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$hash" ]]; then
 fi
 "$GENSTREAM_ROOT/infra/stack.sh" up
 "$GENSTREAM_ROOT/infra/redis.sh" start
-cd "$GENSTREAM_ROOT" && exec "$(python_bin)" -m bench "$@"
+# The peer's Redis serves nothing else: it stops with the run, whatever the run's outcome.
+trap '"$GENSTREAM_ROOT/infra/redis.sh" stop' EXIT
+cd "$GENSTREAM_ROOT" && "$(python_bin)" -m bench "$@"
