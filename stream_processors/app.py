@@ -64,7 +64,7 @@ from stream_processors.accounts import Account, CreditsOwedError, apply, overdue
 from stream_processors.acks import Acknowledger
 from stream_processors.credit_wait import CreditWait
 from stream_processors.depth import tier_depths
-from stream_processors.outputs import DirectOutputs, FaustOutputs, Outputs
+from stream_processors.outputs import DirectOutputs, FaustOutputs, Outputs, raw_topic
 from stream_processors.settings import ProcessorSettings
 from stream_processors.topology import Topology
 
@@ -244,13 +244,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                 )
                 acks.caused(delivery)
 
-    inputs = app.topic(
-        *(spec.name for spec in topology.account_inputs),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    inputs = raw_topic(app, *(spec.name for spec in topology.account_inputs))
 
     @functools.cache
     def depth_admin() -> AdminClient:
@@ -296,12 +290,5 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
     app.timer(interval=settings.processors_depth_interval_s, name="tier-depth")(measure_depth)
     app.timer(interval=settings.processors_expiry_interval_s, name="expiry")(expire_overdue)
     app.agent(inputs, name="accounts")(account_agent)
-    lifecycle = app.topic(
-        topology.lifecycle.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    app.agent(lifecycle, name="outcomes")(outcome_agent)
+    app.agent(raw_topic(app, topology.lifecycle.name), name="outcomes")(outcome_agent)
     return app

@@ -130,17 +130,18 @@ class FaustOutputs:
     ) -> Awaitable[Any]:
         channel = self._topics.get(topic)
         if channel is None:
-            channel = self._topics[topic] = self._app.topic(
-                topic,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
+            channel = self._topics[topic] = raw_topic(self._app, topic)
         return await channel.send(key=key, value=value, headers=headers)
 
     def close(self) -> None:
         """Faust flushes its producer when the app stops."""
+
+
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    """The app's topic (or topics, read as one) of records taken and given as bytes."""
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
 
 def _settle(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
