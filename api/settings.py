@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from api.read_settings import ReadSettings
@@ -24,7 +25,17 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     trusted_proxies: tuple[str, ...] = ()
-    """Addresses whose ``X-Forwarded-For`` is believed when limiting per client address."""
+    """Addresses or networks (``10.0.0.0/8``) of the proxies in front of the API: the server
+    takes the client's address from ``X-Forwarded-For`` (and the scheme from
+    ``X-Forwarded-Proto``) of their requests alone. Empty: the headers are ignored."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            # uvicorn would take a typo for a name that never matches, silently.
+            ipaddress.ip_network(entry, strict=False)
+        return value
 
 
 class AuthSettings(BaseModel):
@@ -113,6 +124,9 @@ class UploadsSettings(BaseModel):
     """Widest and tallest image or video frame accepted, in pixels."""
     max_image_pixels: int = Field(default=50_000_000, ge=4096)
     """Largest pixel count of an image; decoding a larger one could exhaust a worker."""
+    per_user: int = Field(default=60, ge=1)
+    """Uploads one user may start per window (``POST /v1/uploads``); past it, 429."""
+    per_user_window_s: int = Field(default=60, ge=1)
 
 
 class ApiSettings(BaseSettings):

@@ -55,6 +55,7 @@ from genstream.logs import log_context
 from gpu_consumers import metrics
 from gpu_consumers.backoff import retry_delay_ms
 from gpu_consumers.control import JobControl
+from gpu_consumers.input_bounds import InputBounds, check_input
 from gpu_consumers.pipelines.base import (
     JobStopped,
     PermanentError,
@@ -151,6 +152,10 @@ class JobRunner:
         self._store = store
         self._control = control
         self._pipelines = pipelines
+        self._input_bounds = InputBounds(
+            max_pixels=settings.worker_max_input_pixels,
+            max_duration_s=settings.worker_max_input_duration_s,
+        )
         self._work_root = settings.worker_work_dir
         self._work_root.mkdir(parents=True, exist_ok=True)
         self._preview_pool = ThreadPoolExecutor(1, thread_name_prefix="job-preview")
@@ -399,9 +404,11 @@ class JobRunner:
             if isinstance(job.input, ImageEditInput) and job.input.mask_upload_id is not None:
                 uploads.append(job.input.mask_upload_id)
             for upload_id in uploads:
-                inputs[upload_id] = self._store.download_upload(
+                path, measured = self._store.download_upload(
                     cause.user_id, upload_id, work_dir / f"input-{len(inputs)}"
                 )
+                check_input(path, measured, self._input_bounds, upload_id=upload_id)
+                inputs[upload_id] = path
         throttle = ProgressThrottle(self._settings.worker_progress_interval_ms / 1000)
         lock = threading.Lock()
         known = [0, 1]

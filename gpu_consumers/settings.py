@@ -71,6 +71,10 @@ class WorkerSettings(BaseSettings):
     worker_run_retry_relay: bool = True
     """Also move retried jobs back to their tier topic once their delay has passed."""
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_max_input_pixels: int = Field(default=50_000_000, ge=4096)
+    """Largest image or video frame (width x height) the worker decodes, whatever was checked."""
+    worker_max_input_duration_s: float = Field(default=600.0, gt=0)
+    """Longest uploaded video the worker decodes, whatever was checked."""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
 

@@ -16,17 +16,14 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from genstream.storage import S3Settings
+from contracts import MediaInfo
+from genstream.storage import S3Settings, checked_media, checked_upload_key
 from genstream.storage.sigv4 import Credentials, object_path, payload_hash, signed_headers
 from gpu_consumers.pipelines.base import PermanentError, TransientError
 
-__all__ = ["ObjectStore", "output_key", "upload_key"]
+__all__ = ["ObjectStore", "output_key"]
 
 _PUT_TIMEOUT_S = 120.0
-
-
-def upload_key(user_id: str, upload_id: str) -> str:
-    return f"uploads/{user_id}/{upload_id}"
 
 
 def output_key(user_id: str, job_id: str, name: str) -> str:
@@ -65,22 +62,39 @@ class ObjectStore:
         """Each calling thread's connection, by thread id."""
         self._connections_lock = threading.Lock()
 
-    def download_upload(self, user_id: str, upload_id: str, destination: Path) -> Path:
-        """Fetches a user's upload; a missing one is permanent, a failing store transient."""
-        key = upload_key(user_id, upload_id)
+    def download_upload(
+        self, user_id: str, upload_id: str, destination: Path
+    ) -> tuple[Path, MediaInfo | None]:
+        """Fetches the checked copy of a user's upload with what the API measured of it.
+
+        Only the copy the API sealed is read, never the object clients PUT to. A missing one
+        is permanent (the upload was never checked), a failing store transient; more bytes
+        than were measured stop the download.
+        """
+        key = checked_upload_key(user_id, upload_id)
         try:
             response = self._client.get_object(Bucket=self.settings.uploads_bucket, Key=key)
+            measured = checked_media(
+                str(response.get("ContentType", "")), response.get("Metadata", {})
+            )
+            limit = measured.size if measured is not None else 0
+            written = 0
             with destination.open("wb") as file, response["Body"] as body:
                 for chunk in iter(lambda: body.read(1 << 20), b""):
+                    written += len(chunk)
+                    if written > limit:
+                        raise PermanentError(f"upload {upload_id} is not the file that was checked")
                     file.write(chunk)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"404", "NoSuchKey", "403", "AccessDenied"}:
-                raise PermanentError(f"the upload {upload_id} cannot be read ({code})") from exc
+                raise PermanentError(
+                    f"the upload {upload_id} cannot be read ({code}): it was not checked"
+                ) from exc
             raise TransientError(f"reading the upload {upload_id} failed: {code}") from exc
         except BotoCoreError as exc:
             raise TransientError(f"reading the upload {upload_id} failed: {exc}") from exc
-        return destination
+        return destination, measured
 
     def put_output(self, key: str, data: bytes, content_type: str) -> None:
         """Stores one output; a store that fails or refuses is transient (retried later)."""

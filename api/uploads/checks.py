@@ -1,9 +1,11 @@
-"""An upload checked against its declaration before a job may use it.
+"""An upload checked against its declaration, and sealed, before a job may use it.
 
 The object is read back from the store: its size, its first bytes, and what Pillow or PyAV
-make of it. The verdict is kept on the upload row with the object's ETag, so that the next
-job using the same file pays only for a HEAD request, and a file replaced since its check
-is checked again.
+make of it. What passed is then copied, on condition that it is still the object that was
+read (``CopySourceIfMatch``), to a checked key that no client can write, with the
+measurements as its metadata; workers read only that copy. The verdict is kept on the upload
+row, so the next job using the same file pays only for a HEAD request of the copy. A check
+holds the upload's row lock, so two jobs using one upload cannot seal two different files.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from api.uploads.probe import (
 )
 from contracts import MediaInfo
 from genstream.db.models import Upload
-from genstream.storage import S3Client, s3_client
+from genstream.storage import S3Client, checked_upload_key, s3_client, seal
 
 __all__ = ["upload_refused", "usable_upload"]
 
@@ -72,26 +74,35 @@ async def usable_upload(
     upload_id: str,
     kind: MediaKind,
 ) -> MediaInfo:
-    """The measurements of the user's upload, checking the stored file when that is due.
+    """The measurements of the user's upload, checking and sealing the file when that is due.
 
     Answers 404 for an upload that is not the user's, and 422 (``upload_invalid``) for one
-    that is missing, of the wrong kind, or refused by the check; a refused file stays refused.
+    that is missing, of the wrong kind, or refused by the check; a refused file stays refused,
+    and a sealed one stays what it was when it was sealed, whatever is PUT to its URL later.
+    The row stays locked until ``session`` ends its transaction, as a raised problem does.
     """
-    upload = await session.get(Upload, upload_id)
+    upload = await session.get(Upload, upload_id, with_for_update=True)
     if upload is None or upload.user_id != user_id:
         raise not_found("upload")
     if upload.status == "invalid":
         raise upload_refused(upload_id, upload.error or "the file was refused")
     if kind_of(upload.content_type) != kind:
         raise upload_refused(upload_id, f"it is {upload.content_type}; this job takes an {kind}")
+    bucket = settings.s3.uploads_bucket
+    sealed_key = checked_upload_key(str(user_id), upload_id)
     try:
         async with s3_client(settings.s3) as client:
-            bucket = settings.s3.uploads_bucket
+            if (
+                upload.status == "ready"
+                and upload.media
+                and await _head(client, bucket=bucket, key=sealed_key) is not None
+            ):
+                sealed = MediaInfo.model_validate(upload.media)
+                await session.rollback()
+                return sealed
             stored = await _head(client, bucket=bucket, key=upload.key)
             if stored is None:
                 raise upload_refused(upload_id, "nothing has been uploaded yet")
-            if upload.status == "ready" and upload.etag == stored.etag and upload.media:
-                return MediaInfo.model_validate(upload.media)
             try:
                 measured = await _inspect(client, bucket, upload, stored, settings.uploads)
             except UploadRefusedError as error:
@@ -101,17 +112,25 @@ async def usable_upload(
                 upload.etag = stored.etag
                 await session.commit()
                 raise upload_refused(upload_id, upload.error) from None
+            media = MediaInfo(
+                content_type=upload.content_type,
+                size=stored.size,
+                duration_s=measured.duration_s,
+                width=measured.width,
+                height=measured.height,
+            )
+            await seal(
+                client,
+                bucket=bucket,
+                source_key=upload.key,
+                source_etag=stored.etag,
+                checked_key=sealed_key,
+                media=media,
+            )
     except (BotoCoreError, ClientError) as error:
         if isinstance(error, ClientError) and _code(error) in {"412", "PreconditionFailed"}:
             raise Problem(409, "the upload changed while it was being checked; try again") from None
         raise _storage_unavailable() from None
-    media = MediaInfo(
-        content_type=upload.content_type,
-        size=stored.size,
-        duration_s=measured.duration_s,
-        width=measured.width,
-        height=measured.height,
-    )
     upload.status = "ready"
     upload.media = media.model_dump(mode="json")
     upload.etag = stored.etag

@@ -9,12 +9,12 @@ from botocore.exceptions import BotoCoreError
 from fastapi import APIRouter, status
 
 from api.auth.principal import CurrentUser
-from api.deps import SessionDep, SettingsDep
+from api.deps import RateLimiterDep, SessionDep, SettingsDep
 from api.problems import Problem, problem_responses
 from api.uploads.probe import UploadRefusedError, max_bytes_for
 from api.uploads.schemas import UploadCreate, UploadCreated
 from genstream.db.models import Upload
-from genstream.storage import presign_put, s3_client
+from genstream.storage import presign_put, s3_client, upload_key
 
 router = APIRouter(prefix="/v1", tags=["uploads"])
 
@@ -30,12 +30,28 @@ def _upload_id() -> str:
     response_model=UploadCreated,
     summary="Start an upload: returns a URL to PUT the file to",
     responses=problem_responses(
-        400, 401, 413, 503, described={422: "Content type not accepted or file too large"}
+        400,
+        401,
+        413,
+        503,
+        described={
+            422: "Content type not accepted or file too large",
+            429: "Too many uploads started in the window; see `Retry-After`",
+        },
     ),
 )
 async def create_upload(
-    body: UploadCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    body: UploadCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
 ) -> UploadCreated:
+    await limiter.hit(
+        f"uploads:user:{user.id}",
+        limit=settings.uploads.per_user,
+        window_s=settings.uploads.per_user_window_s,
+    )
     try:
         limit = max_bytes_for(
             body.content_type,
@@ -52,7 +68,7 @@ async def create_upload(
             title="Upload refused",
         )
     upload_id = _upload_id()
-    key = f"uploads/{user.id}/{upload_id}"
+    key = upload_key(str(user.id), upload_id)
     ttl_s = settings.uploads.url_ttl_s
     # Taken before signing, so the URL never outlives the time the client is told.
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
@@ -66,6 +82,8 @@ async def create_upload(
                 ttl_s=ttl_s,
                 # Signed, so the store itself refuses a file larger than declared and checked.
                 content_length=body.size,
+                # Single use: the object, once created, can never be replaced through it.
+                once=True,
             )
     except BotoCoreError:
         raise Problem(503, "the file store is unavailable; try again") from None
@@ -84,6 +102,6 @@ async def create_upload(
     return UploadCreated(
         id=upload_id,
         upload_url=url,
-        headers={"Content-Type": body.content_type},
+        headers={"Content-Type": body.content_type, "If-None-Match": "*"},
         expires_at=expires_at,
     )

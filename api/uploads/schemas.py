@@ -23,7 +23,8 @@ class UploadCreate(BaseModel):
 class UploadCreated(BaseModel):
     id: str
     upload_url: str
-    """Where to PUT the file, once, before ``expires_at``: exactly ``size`` bytes."""
+    """Where to PUT the file, once, before ``expires_at``: exactly ``size`` bytes. The URL
+    creates the object and cannot replace it: a second PUT is refused with 412."""
     method: Literal["PUT"] = "PUT"
     headers: dict[str, str]
     """Headers the PUT must carry exactly as given."""

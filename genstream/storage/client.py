@@ -65,11 +65,18 @@ async def presign_put(
     content_type: str,
     ttl_s: int,
     content_length: int | None = None,
+    once: bool = False,
 ) -> str:
     """A URL that accepts a PUT of ``key`` with exactly this content type, and with exactly
-    ``content_length`` bytes when given (both are signed, so the store refuses others)."""
+    ``content_length`` bytes when given (both are signed, so the store refuses others).
+
+    ``once`` signs ``If-None-Match: *``: the store then refuses a PUT over an object that
+    exists, so the URL can create the object once and never replace it.
+    """
     params: dict[str, object] = {"Bucket": bucket, "Key": key, "ContentType": content_type}
     if content_length is not None:
         params["ContentLength"] = content_length
+    if once:
+        params["IfNoneMatch"] = "*"
     url: str = await client.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
     return url

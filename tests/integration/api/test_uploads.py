@@ -16,7 +16,7 @@ from api.settings import ApiSettings
 from contracts import JobRequested, MediaInfo, TopicSpec
 from genstream.db.models import Upload
 from genstream.settings import StackSettings
-from genstream.storage import s3_client
+from genstream.storage import checked_upload_key, s3_client
 from tests.integration.api.test_jobs_submit import (
     Account,
     event_producer,
@@ -48,7 +48,8 @@ async def client(
         yield client
     # Every object this test's uploads point at goes with the test.
     async with AsyncSession(api_engine) as session:
-        keys = (await session.scalars(select(Upload.key))).all()
+        rows = (await session.execute(select(Upload.key, Upload.user_id, Upload.id))).all()
+    keys = [key for row in rows for key in (row.key, checked_upload_key(str(row.user_id), row.id))]
     if keys:
         async with s3_client(stack.s3) as s3:
             await s3.delete_objects(
@@ -107,7 +108,10 @@ async def test_a_png_goes_from_upload_to_the_jobs_event(
     assert created.status_code == 201, created.text
     upload = created.json()
     assert upload["id"].startswith("upl_")
-    assert (upload["method"], upload["headers"]) == ("PUT", {"Content-Type": "image/png"})
+    assert (upload["method"], upload["headers"]) == (
+        "PUT",
+        {"Content-Type": "image/png", "If-None-Match": "*"},
+    )
     assert datetime.fromisoformat(upload["expires_at"]) > datetime.now(UTC)
     assert (await _put(upload, png)).status_code == 200
 
@@ -324,18 +328,126 @@ async def test_a_video_is_no_image(
     assert "this job takes an image" in problem["detail"]
 
 
-async def test_a_file_replaced_after_its_check_is_checked_again(
+async def test_an_upload_url_creates_its_file_once(
     client: httpx.AsyncClient, api_engine: AsyncEngine
 ) -> None:
     alice = await sign_up(client, api_engine)
     png = image_bytes("PNG", 40, 24)
     created = (await _create(client, alice, "image/png", len(png))).json()
     assert (await _put(created, png)).status_code == 200
-    first = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
-    assert first.status_code == 202
 
-    # Same size, other content: the URL still works until it expires.
-    swapped = b"\xff\xd8\xff" + png[3:]
-    assert (await _put(created, swapped)).status_code == 200
-    second = await client.post("/v1/jobs", json=_edit(created["id"]), headers=alice.headers)
-    assert "not image/png" in is_problem(second, 422)["detail"]
+    # Same size, other content: refused by the store, before any check could be fooled.
+    again = await _put(created, b"\xff\xd8\xff" + png[3:])
+    assert again.status_code == 412, again.text
+    without = await _put(
+        {**created, "headers": {"Content-Type": "image/png"}}, b"\xff\xd8\xff" + png[3:]
+    )
+    # The store answers a signed header left out with 400 AccessDenied.
+    assert without.status_code in {400, 403}, without.text
+    assert "AccessDenied" in without.text, "If-None-Match is signed: it cannot be left out"
+
+
+async def _sealed(stack: StackSettings, engine: AsyncEngine, upload_id: str) -> bytes:
+    row = await _row(engine, upload_id)
+    async with s3_client(stack.s3) as s3:
+        response = await s3.get_object(
+            Bucket=stack.s3.uploads_bucket, Key=checked_upload_key(str(row.user_id), upload_id)
+        )
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+    return data
+
+
+async def _swap(stack: StackSettings, engine: AsyncEngine, upload_id: str, data: bytes) -> None:
+    """Replaces the upload behind every check, as a store that ignored the URL's terms might."""
+    row = await _row(engine, upload_id)
+    async with s3_client(stack.s3) as s3:
+        await s3.put_object(
+            Bucket=stack.s3.uploads_bucket, Key=row.key, Body=data, ContentType=row.content_type
+        )
+
+
+async def test_an_image_swapped_after_its_check_is_not_what_jobs_run(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    alice = await sign_up(client, api_engine)
+    small = image_bytes("PNG", 64, 64)
+    # A header claiming 9000x9000 pixels, padded to the checked file's size.
+    huge = png_header(9000, 9000)
+    huge += bytes(len(small) - len(huge))
+    upload_id = await _upload(client, alice, "image/png", small)
+    first = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+    assert first.status_code == 202, first.text
+
+    await _swap(stack, api_engine, upload_id, huge)
+    second = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+
+    assert second.status_code == 202, second.text
+    events = events_on(stack, requested, 2)
+    checked = MediaInfo(content_type="image/png", size=len(small), width=64, height=64)
+    assert [event.envelope.data.media for event in events] == [checked, checked]
+    # What workers read is the checked copy, byte for byte.
+    assert await _sealed(stack, api_engine, upload_id) == small
+
+
+async def test_a_video_swapped_after_its_check_is_not_what_jobs_run(
+    client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
+    tmp_path: Path,
+) -> None:
+    free = await sign_up(client, api_engine)
+    short = make_video(tmp_path / "short.mp4", frames=24, fps=12)
+    long = make_video(tmp_path / "long.mp4", frames=12 * 180, fps=12)
+    upload_id = await _upload(client, free, "video/mp4", short)
+    first = await client.post("/v1/jobs", json=_enhance(upload_id), headers=free.headers)
+    assert first.status_code == 202, first.text
+
+    await _swap(stack, api_engine, upload_id, long)
+    second = await client.post("/v1/jobs", json=_enhance(upload_id), headers=free.headers)
+
+    assert second.status_code == 202, second.text
+    events = events_on(stack, requested, 2)
+    assert [event.envelope.data.media.duration_s for event in events] == [2.0, 2.0]
+    assert await _sealed(stack, api_engine, upload_id) == short
+
+
+async def test_a_checked_copy_lost_from_the_store_is_checked_again(
+    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings
+) -> None:
+    alice = await sign_up(client, api_engine)
+    png = image_bytes("PNG", 40, 24)
+    upload_id = await _upload(client, alice, "image/png", png)
+    assert (await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)).is_success
+    async with s3_client(stack.s3) as s3:
+        await s3.delete_object(
+            Bucket=stack.s3.uploads_bucket, Key=checked_upload_key(str(alice.id), upload_id)
+        )
+
+    again = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+
+    assert again.status_code == 202, again.text
+    assert await _sealed(stack, api_engine, upload_id) == png
+
+
+async def test_uploads_are_limited_per_user(
+    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> None:
+    settings = jobs_settings(api_settings, requested)
+    settings = settings.model_copy(
+        update={"uploads": settings.uploads.model_copy(update={"per_user": 3})}
+    )
+    async with (
+        event_producer(stack.kafka) as producer,
+        jobs_api(settings, api_engine, producer) as client,
+    ):
+        alice, bob = await sign_up(client, api_engine), await sign_up(client, api_engine)
+        answers = [(await _create(client, alice, "image/png", 100)).status_code for _ in range(4)]
+        limited = await _create(client, alice, "image/png", 100)
+        other = await _create(client, bob, "image/png", 100)
+
+    assert answers == [201, 201, 201, 429]
+    assert is_problem(limited, 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert other.status_code == 201, "one user's uploads do not limit another's"

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contracts import Workload
+from api.uploads.probe import measure_image, measure_video
+from contracts import MediaInfo, Workload
 from genstream.settings import StackSettings
-from genstream.storage import s3_client
-from gpu_consumers.storage import upload_key
+from genstream.storage import checked_metadata, checked_upload_key, s3_client, seal, upload_key
 from gpu_consumers.tiny_models import build_tiny_models
 from tests.integration.gpu_consumers.harness import (
     Workers,
@@ -86,11 +86,60 @@ async def _get(stack: StackSettings, key: str) -> bytes:
             return data
 
 
-async def _put_upload(stack: StackSettings, key: str, data: bytes, content_type: str) -> None:
+def _measured(data: bytes, content_type: str, tmp_path: Path) -> MediaInfo:
+    """What the API measures of ``data`` at submit."""
+    if content_type.startswith("image/"):
+        size = measure_image(content_type, data, max_dimension=8192, max_pixels=50_000_000)
+    else:
+        path = tmp_path / "measured"
+        path.write_bytes(data)
+        size = measure_video(content_type, path, max_dimension=8192)
+    return MediaInfo(
+        content_type=content_type,
+        size=len(data),
+        width=size.width,
+        height=size.height,
+        duration_s=size.duration_s,
+    )
+
+
+async def _put_upload(
+    stack: StackSettings, user: str, upload: str, data: bytes, content_type: str, tmp_path: Path
+) -> MediaInfo:
+    """Stores an upload as a client does, then checks and seals it as the API does."""
+    media = _measured(data, content_type, tmp_path)
+    bucket, key = stack.s3.uploads_bucket, upload_key(user, upload)
+    async with s3_client(stack.s3) as client:
+        put = await client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        await seal(
+            client,
+            bucket=bucket,
+            source_key=key,
+            source_etag=put["ETag"],
+            checked_key=checked_upload_key(user, upload),
+            media=media,
+        )
+    return media
+
+
+async def _replace(
+    stack: StackSettings, key: str, data: bytes, content_type: str, **meta: str
+) -> None:
+    """Writes ``key`` behind every check, as a client with the store's own keys could."""
     async with s3_client(stack.s3) as client:
         await client.put_object(
-            Bucket=stack.s3.uploads_bucket, Key=key, Body=data, ContentType=content_type
+            Bucket=stack.s3.uploads_bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            Metadata=meta,
         )
+
+
+def _png(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 180, 160)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def _run(workers: Workers, job: str, job_input: dict[str, Any], user: str) -> Any:
@@ -151,11 +200,13 @@ def test_image_generate(image_workers: Workers, stack: StackSettings, unique: st
     assert progress[-1].percent == 100
 
 
-def test_image_edit(image_workers: Workers, stack: StackSettings, unique: str) -> None:
+def test_image_edit(
+    image_workers: Workers, stack: StackSettings, unique: str, tmp_path: Path
+) -> None:
     job, user, upload = f"edit-{unique}", f"u-{unique}", f"up-{unique}"
-    source = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 180, 160)).save(source, format="PNG")
-    asyncio.run(_put_upload(stack, upload_key(user, upload), source.getvalue(), "image/png"))
+    asyncio.run(_put_upload(stack, user, upload, _png(64), "image/png", tmp_path))
+    # Replaced after its check: the worker reads only the checked copy.
+    asyncio.run(_replace(stack, upload_key(user, upload), _png(512), "image/png"))
     job_input = {
         "kind": "image.edit",
         "upload_id": upload,
@@ -176,6 +227,44 @@ def test_a_missing_upload_fails_without_retries(image_workers: Workers, unique: 
     events = image_workers.of_job(job)
     (failed,) = of_type(events, "JobFailed")
     assert failed.error_code == "permanent_error"
+    assert "JobRetried" not in types(events)
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "video/mp4"])
+def test_a_checked_copy_tampered_with_in_the_store_is_not_decoded(
+    image_workers: Workers,
+    video_workers: Workers,
+    stack: StackSettings,
+    unique: str,
+    tmp_path: Path,
+    content_type: str,
+) -> None:
+    """Even the checked copy is bounded by its measurements before the worker decodes it."""
+    user, upload = f"u-{unique}", f"up-{unique}"
+    if content_type == "image/png":
+        workers, job = image_workers, f"edit-tamper-{unique}"
+        small, large = _png(64), _png(1024)
+        job_input: dict[str, Any] = {
+            "kind": "image.edit",
+            "upload_id": upload,
+            "prompt": "p",
+            "steps": 2,
+        }
+    else:
+        workers, job = video_workers, f"enh-tamper-{unique}"
+        small, large = _mp4(8, 32, with_audio=False), _mp4(80, 32, with_audio=False)
+        job_input = {"kind": "video.enhance", "upload_id": upload, "scale": 2}
+    media = asyncio.run(_put_upload(stack, user, upload, small, content_type, tmp_path))
+    claimed = checked_metadata(media, source_etag="forged")
+    asyncio.run(_replace(stack, checked_upload_key(user, upload), large, content_type, **claimed))
+
+    workers.dispatch(job, job_input, user_id=user)
+    workers.wait_for(lambda _: workers.ended(job), timeout_s=120)
+
+    events = workers.of_job(job)
+    (failed,) = of_type(events, "JobFailed")
+    assert failed.error_code == "permanent_error"
+    assert "not the file that was checked" in (failed.error_message or "")
     assert "JobRetried" not in types(events)
 
 
@@ -201,11 +290,15 @@ def test_video_generate(video_workers: Workers, stack: StackSettings, unique: st
     assert of_type(events, "JobPreview"), "the first frame as a preview"
 
 
-def test_video_enhance(video_workers: Workers, stack: StackSettings, unique: str) -> None:
+def test_video_enhance(
+    video_workers: Workers, stack: StackSettings, unique: str, tmp_path: Path
+) -> None:
     job, user, upload = f"enh-{unique}", f"u-{unique}", f"up-{unique}"
-    asyncio.run(
-        _put_upload(stack, upload_key(user, upload), _mp4(8, 32, with_audio=True), "video/mp4")
-    )
+    mp4 = _mp4(8, 32, with_audio=True)
+    asyncio.run(_put_upload(stack, user, upload, mp4, "video/mp4", tmp_path))
+    # Replaced after its check by a longer video: the worker still runs the checked 8 frames.
+    longer = _mp4(64, 32, with_audio=True)
+    asyncio.run(_replace(stack, upload_key(user, upload), longer, "video/mp4"))
     events = _run(
         video_workers, job, {"kind": "video.enhance", "upload_id": upload, "scale": 2}, user
     )
