@@ -1,15 +1,17 @@
 """Per-job-type inputs, one model per ``JobType``, told apart by their ``kind`` field.
 
 Bounds are the platform's hard limits, checked at the API and again by every reader:
-a worker can trust an input it decodes not to exhaust it by accident.
+a worker can trust an input it decodes not to exhaust it by accident. Types are strict:
+an input is stored as it was given, so ``"5"``, ``true`` and ``64.0`` are no integers
+(a whole number is a float, though).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from contracts.enums import JobType
 from contracts.fields import Id
@@ -36,8 +38,20 @@ Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Steps = Annotated[int, Field(ge=1, le=150)]
 
 
+def _exact_int(value: Any) -> Any:
+    # A literal compares by equality, so 2.0 and True would pass for 2 and 1 without this.
+    if type(value) is not int:
+        raise ValueError("must be an integer")
+    return value
+
+
+Scale = Annotated[Literal[2, 4], BeforeValidator(_exact_int)]
+
+
 class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
 
 
 class ImageGenerateInput(_Input):
@@ -82,7 +96,7 @@ class VideoEnhanceInput(_Input):
 
     kind: Literal["video.enhance"] = "video.enhance"
     upload_id: Id
-    scale: Literal[2, 4] = 2
+    scale: Scale = 2
 
 
 class AudioSpeechInput(_Input):

@@ -42,6 +42,8 @@ _MAX_URL_CHARS: Final = 2048
 # The contracts' own URL shape: the host part, then anything without whitespace.
 _URL_SHAPE: Final = re.compile(r"https?://[^\s/?#]+[^\s]*")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters other than tab, line feed and carriage return (C0, DEL and C1)."""
 
 ErrorDetail = dict[str, Any]
 
@@ -86,27 +88,38 @@ def parse_input(job_type: JobType, raw: Mapping[str, Any], *, synthetic_enabled:
                 for detail in error.errors(include_url=False, include_input=False)
             ]
         ) from None
-    stored = _nul_errors(job_input.model_dump(mode="json"), ["body", "input"])
+    stored = _control_errors(job_input.model_dump(mode="json"), ["body", "input"])
     if stored:
         raise InvalidRequestError(stored)
     return job_input
 
 
-def _nul_errors(value: Any, loc: list[str]) -> list[ErrorDetail]:
-    """Where ``value`` holds NUL characters, which PostgreSQL keeps in neither text nor jsonb."""
+def _control_errors(value: Any, loc: list[str]) -> list[ErrorDetail]:
+    """Where ``value`` holds control characters other than ordinary whitespace.
+
+    Prompts and texts are stored and shown as given; NUL fits in neither PostgreSQL's text
+    nor its jsonb, and the other controls (escape sequences, C1 codes) only mislead whatever
+    displays them.
+    """
     if isinstance(value, str):
-        if "\x00" not in value:
+        if not _TEXT_CONTROL.search(value):
             return []
-        return [_error(loc, "must not contain NUL characters", "nul_character")]
+        return [
+            _error(
+                loc,
+                "must not contain control characters other than tab, line feed and carriage return",
+                "control_character",
+            )
+        ]
     if isinstance(value, Mapping):
         return [
             error
             for key, item in value.items()
-            for error in _nul_errors(key, loc) + _nul_errors(item, [*loc, str(key)])
+            for error in _control_errors(key, loc) + _control_errors(item, [*loc, str(key)])
         ]
     if isinstance(value, list):
         return [
-            error for n, item in enumerate(value) for error in _nul_errors(item, [*loc, str(n)])
+            error for n, item in enumerate(value) for error in _control_errors(item, [*loc, str(n)])
         ]
     return []
 

@@ -83,7 +83,50 @@ def test_nul_characters_are_refused_wherever_they_are_in_the_input() -> None:
         ["body", "input", "negative_prompt"],
         ["body", "input", "prompt"],
     ]
-    assert {error["type"] for error in errors} == {"nul_character"}
+    assert {error["type"] for error in errors} == {"control_character"}
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x07", "\x0b", "\x7f", "\x85", "\x9b"])
+def test_control_characters_are_refused_in_prompts_and_texts(char: str) -> None:
+    for job_type, field in [
+        (JobType.IMAGE_GENERATE, "prompt"),
+        (JobType.AUDIO_SPEECH, "text"),
+    ]:
+        errors = _errors(job_type, {field: f"a{char}[31mred"})
+        assert [(error["loc"], error["type"]) for error in errors] == [
+            (["body", "input", field], "control_character")
+        ]
+
+
+def test_ordinary_whitespace_is_kept_as_given() -> None:
+    text = "line one\n\tline two\r\nthree"
+    parsed = parse_input(JobType.AUDIO_SPEECH, {"text": text}, synthetic_enabled=False)
+    assert parsed.model_dump()["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("width", "512"), ("width", True), ("width", 512.0), ("steps", "4"), ("seed", 1.0)],
+)
+def test_integers_are_taken_only_as_integers(field: str, value: object) -> None:
+    errors = _errors(JobType.IMAGE_GENERATE, {"prompt": "x", field: value})
+    assert [error["loc"] for error in errors] == [["body", "input", field]]
+    assert errors[0]["type"] == "int_type"
+
+
+@pytest.mark.parametrize("scale", [2.0, True, "2"])
+def test_a_scale_is_taken_only_as_an_integer(scale: object) -> None:
+    errors = _errors(JobType.VIDEO_ENHANCE, {"upload_id": "upl_x", "scale": scale})
+    assert [error["loc"] for error in errors] == [["body", "input", "scale"]]
+
+
+def test_strings_and_floats_are_taken_as_themselves() -> None:
+    parsed = parse_input(
+        JobType.VIDEO_GENERATE, {"prompt": "x", "duration_s": 5}, synthetic_enabled=False
+    )
+    assert parsed.model_dump()["duration_s"] == 5.0
+    errors = _errors(JobType.IMAGE_GENERATE, {"prompt": 5})
+    assert errors[0]["type"] == "string_type"
 
 
 # --- webhook URL -----------------------------------------------------------------------------
