@@ -75,6 +75,10 @@ def create_app(
         version="0.1.0",
         description="Paid AI media generation on Kafka: submit jobs, watch them, fetch outputs.",
         lifespan=lifespan,
+        # Off, the document and its pages are not routes at all: their paths answer 404.
+        openapi_url="/openapi.json" if settings.docs_served else None,
+        docs_url="/docs" if settings.docs_served else None,
+        redoc_url="/redoc" if settings.docs_served else None,
     )
     app.state.settings = settings
     app.state.engine = engine

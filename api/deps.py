@@ -31,15 +31,10 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-async def client_address(
-    request: Request, settings: Annotated[ApiSettings, Depends(get_settings)]
-) -> str:
-    """The caller's address; ``X-Forwarded-For`` counts only when a trusted proxy sent it."""
-    peer = request.client.host if request.client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in settings.api.trusted_proxies:
-        return forwarded.split(",")[0].strip()
-    return peer
+async def client_address(request: Request) -> str:
+    """The caller's address as the server took it: a trusted proxy's ``X-Forwarded-For`` is
+    read by uvicorn, from ``api.trusted_proxies`` (``api.main``), and nowhere else."""
+    return request.client.host if request.client else "unknown"
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

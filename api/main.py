@@ -26,6 +26,12 @@ def main() -> None:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.reads.sse_shutdown_grace_s,
+            # The one place X-Forwarded-For is read: uvicorn takes the client's address from
+            # it only when a trusted proxy sent it (the last address not of a trusted proxy),
+            # and the app limits by that address. With none trusted, uvicorn rewrites nothing
+            # (its own default would believe any request from loopback).
+            proxy_headers=bool(settings.api.trusted_proxies),
+            forwarded_allow_ips=list(settings.api.trusted_proxies),
         )
     finally:
         # After the server's shutdown: requests in flight have had their acks by now.

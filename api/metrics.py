@@ -1,12 +1,21 @@
-"""Prometheus metrics: request counts and latencies by route, served at /metrics."""
+"""Prometheus metrics: request counts and latencies by route, served at /metrics.
+
+With ``api.metrics_token`` set, scrapers send it as a bearer token and others get 401;
+without one, /metrics is open in local and test runs and not there (404) in production.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import SettingsDep
+from api.problems import Problem
 
 REQUESTS = Counter(
     "genstream_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -21,7 +30,22 @@ LATENCY = Histogram(
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", operation_id="metrics", include_in_schema=False)
+async def _scraper(request: Request, settings: SettingsDep) -> None:
+    token = settings.api.metrics_token.get_secret_value()
+    if not token:
+        if settings.environment == "production":
+            raise HTTPException(404)  # the router's own answer for a path that names nothing
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(
+            401, "metrics need their bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+@router.get(
+    "/metrics", operation_id="metrics", include_in_schema=False, dependencies=[Depends(_scraper)]
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

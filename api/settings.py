@@ -37,6 +37,13 @@ class HttpSettings(BaseModel):
             ipaddress.ip_network(entry, strict=False)
         return value
 
+    docs_enabled: bool | None = None
+    """Serve the OpenAPI document (``/openapi.json``) and its pages (``/docs``, ``/redoc``);
+    unset: everywhere but in production."""
+    metrics_token: SecretStr = SecretStr("")
+    """The bearer token ``/metrics`` asks of scrapers (``Authorization: Bearer …``); others get
+    401. Unset: ``/metrics`` is open in local and test runs and off (404) in production."""
+
 
 class AuthSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -146,6 +153,12 @@ class ApiSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+
+    @property
+    def docs_served(self) -> bool:
+        if self.api.docs_enabled is not None:
+            return self.api.docs_enabled
+        return self.environment != "production"
 
     @model_validator(mode="after")
     def _secrets_are_real(self) -> ApiSettings:

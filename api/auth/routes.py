@@ -27,8 +27,8 @@ from api.auth.schemas import (
     OidcRequest,
     RefreshRequest,
     RegisterRequest,
+    SignUpReceived,
     TokenResponse,
-    UserPublic,
 )
 from api.auth.sessions import IssuedTokens, RefreshRefusedError, revoke, rotate, start_session
 from api.deps import ClientAddressDep, RateLimiterDep, SessionDep, SettingsDep
@@ -39,6 +39,9 @@ from genstream.db.models import User
 from producers.outbox import stage
 
 SOURCE: Final = "genstream/api"
+SIGNED_UP: Final = (
+    "if this email had no account, it has one now: sign in with this email and password"
+)
 _MAX_EMAIL_LENGTH: Final = 320
 _RATE_KEY_LENGTH: Final = 255
 
@@ -98,25 +101,27 @@ def _email_taken() -> Problem:
 @router.post(
     "/register",
     operation_id="auth_register",
-    status_code=status.HTTP_201_CREATED,
-    response_model=UserPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SignUpReceived,
     dependencies=_ADDRESS_LIMITED,
-    summary="Create an account",
-    responses=problem_responses(400, 409, 413, 422, 429),
+    summary="Create an account; the answer is the same when the email has one already",
+    responses=problem_responses(400, 413, 422, 429),
 )
-async def register(body: RegisterRequest, db: SessionDep, settings: SettingsDep) -> UserPublic:
+async def register(body: RegisterRequest, db: SessionDep, settings: SettingsDep) -> SignUpReceived:
+    """An address that has an account keeps it unchanged (its password, its credits). The
+    answer, its status and its time (the password is hashed either way) are the same, so
+    sign-up does not tell who has an account; the account's id comes from ``GET /v1/me``."""
     if len(body.password) < settings.auth.password_min_length:
         raise Problem(
             422, f"the password must have at least {settings.auth.password_min_length} characters"
         )
     password_hash = await hash_password(body.password)
-    user = _new_user(db, settings, email=body.email, password_hash=password_hash)
+    _new_user(db, settings, email=body.email, password_hash=password_hash)
     try:
         await db.commit()
     except IntegrityError:
-        await db.rollback()
-        raise _email_taken() from None
-    return UserPublic.of(user)
+        await db.rollback()  # the address is taken: nothing changes, and nothing says so
+    return SignUpReceived(email=body.email, detail=SIGNED_UP)
 
 
 @router.post(

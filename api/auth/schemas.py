@@ -54,6 +54,14 @@ class UserPublic(BaseModel):
         return cls(id=user.id, email=user.email, plan=Plan(user.plan))
 
 
+class SignUpReceived(BaseModel):
+    """The answer to every sign-up, whether or not the address had an account already."""
+
+    email: str
+    """The address as accounts know it (lower case): the one to sign in with."""
+    detail: str
+
+
 class TokenResponse(BaseModel):
     access_token: str
     refresh_token: str

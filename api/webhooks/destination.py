@@ -3,7 +3,10 @@
 The request is then made to the vetted address itself (with the original ``Host`` header
 and TLS server name), so a DNS answer that changes between the check and the connection
 cannot point it at an internal service. Loopback is allowed only by a setting (local runs
-and tests); private, link-local, multicast and reserved addresses never are.
+and tests); private, link-local, multicast and reserved addresses never are. An IPv6 address
+that carries an IPv4 one (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 and 6to4) is
+judged by the IPv4 address it carries, and local-use NAT64 (``64:ff9b:1::/48``), which leads
+wherever the local network decides, is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class RefusedDestinationError(ValueError):
-    """The URL or an address it resolves to is not allowed; retrying will not change that."""
+    """The URL or an address it resolves to is not allowed; retrying will not change that.
+
+    ``str()`` is for operators; ``public`` is what the webhook's owner is told, and names no
+    address, so that refusals do not map what internal names resolve to.
+    """
+
+    def __init__(self, detail: str, *, public: str = "destination not allowed") -> None:
+        super().__init__(detail)
+        self.public = public
 
 
 class UnresolvedDestinationError(OSError):
@@ -50,9 +61,32 @@ class Destination:
     address: str
 
 
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_IN_LOW_BITS = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated by RFC 4291)
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (RFC 2765)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, well-known prefix (RFC 6052)
+)
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when its form carries one."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _IPV4_IN_LOW_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
 def address_allowed(address: IpAddress, *, allow_loopback: bool) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        # ::1 lies in ::/96 too, but is IPv6's own loopback, not IPv4's 0.0.0.1.
+        if not address.is_loopback:
+            address = _carried_ipv4(address) or address
     if address.is_loopback:
         return allow_loopback
     return address.is_global and not address.is_multicast
@@ -62,7 +96,9 @@ def _checked(url: str, *, https_only: bool) -> SplitResult:
     try:
         check_webhook_url(url, https_only=https_only)
     except InvalidRequestError as error:
-        raise RefusedDestinationError(f"webhook_url {error}") from None
+        raise RefusedDestinationError(
+            f"webhook_url {error}", public=f"webhook_url {error}"
+        ) from None
     return urlsplit(url)
 
 

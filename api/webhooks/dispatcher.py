@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from api.webhooks.policy import RetryPolicy, Verdict, verdict_for
+from api.webhooks.redaction import redacted_url
 from api.webhooks.sender import Attempt, Outgoing, Sender
 from api.webhooks.settings import WebhookSettings
 from api.webhooks.store import Claimed, DeliveryStore, host_of
@@ -132,9 +133,10 @@ class Dispatcher:
                 "delivery_id": claimed.id,
                 "event_id": claimed.event_id,
                 "host": host,
+                "url": redacted_url(claimed.url),
                 "attempt": number,
                 "status_code": attempt.status_code,
-                "error": attempt.error,
+                "error": attempt.detail,
                 "duration_ms": attempt.duration_ms,
                 "retry_in_s": retry_in_s,
             },

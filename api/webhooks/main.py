@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"genstream-webhooks: {where}: {problem['msg']}", file=sys.stderr)
         return 2
     configure_logging("webhooks", settings.log_level)
+    # httpx logs every request's full URL at INFO, query string included; the dispatcher's
+    # own line for each attempt names it without the query.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     webhooks = settings.webhooks
     stop = threading.Event()
 

@@ -15,6 +15,7 @@ from api.deps import SessionDep, SettingsDep
 from api.jobs.reads import JobId
 from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
+from api.webhooks.redaction import redacted_url
 from api.webhooks.secret_box import SecretBox
 from api.webhooks.secret_store import (
     SigningSecrets,
@@ -53,6 +54,7 @@ class WebhookDeliveryPublic(BaseModel):
     """Sent as ``webhook-id``; the same on every attempt."""
     type: str
     url: str
+    """``scheme://host[:port]/path``; a query string shows as ``?[redacted]``."""
     status: str
     """``pending`` (will be tried, again), ``delivered`` or ``failed`` (given up)."""
     attempts: int
@@ -170,7 +172,7 @@ async def list_job_webhooks(
                 id=str(d.id),
                 event_id=d.event_id,
                 type=d.event_type,
-                url=d.url,
+                url=redacted_url(d.url),
                 status=d.status,
                 attempts=d.attempts,
                 last_status_code=d.last_status_code,

@@ -4,6 +4,11 @@ Redirects are never followed, proxies and netrc from the environment are ignored
 attempt has a connection of its own (a pooled TLS connection must not carry a request for
 another host that shares its address), at most ``max_response_bytes`` of the answer are
 read, and the only credential sent is the signature.
+
+What the webhook's owner is told of a failure is its kind alone ("connection failed",
+"timed out", "HTTP 4xx"): told apart, refused connections, hang-ups and TLS errors would map
+the ports of whatever the dispatcher can reach. The whole story goes to operators' logs
+(``Attempt.detail``); the answer's status code is kept as it came (``status_code``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class Attempt:
     status_code: int | None
     """``None`` when no answer came (refused, unresolved, network error, timeout)."""
     error: str | None
+    """What the webhook's owner is told: the kind of failure, nothing more."""
+    detail: str | None = None
+    """What happened, for operators' logs only."""
     retry_after_s: float | None = None
     refused: bool = False
     """The destination is not allowed: no retry can succeed."""
@@ -75,15 +83,18 @@ class Sender:
         def finished(
             status: int | None,
             error: str | None,
+            detail: str | None = None,
             *,
             retry_after_s: float | None = None,
             refused: bool = False,
         ) -> Attempt:
+            detail = detail or error
             return Attempt(
                 started_at=started_at,
                 duration_ms=int((time.monotonic() - began) * 1000),
                 status_code=status,
                 error=error[:_ERROR_CHARS] if error else None,
+                detail=detail[:_ERROR_CHARS] if detail else None,
                 retry_after_s=retry_after_s,
                 refused=refused,
             )
@@ -96,9 +107,9 @@ class Sender:
                 resolver=self._resolver,
             )
         except RefusedDestinationError as error:
-            return finished(None, str(error), refused=True)
+            return finished(None, error.public, str(error), refused=True)
         except UnresolvedDestinationError as error:
-            return finished(None, str(error))
+            return finished(None, "host did not resolve", str(error))
         body = outgoing.body.encode()
         timestamp = int(time.time())
         headers = {
@@ -134,12 +145,16 @@ class Sender:
                 retry_after = parse_retry_after(
                     response.headers.get("retry-after"), now=datetime.now(UTC)
                 )
-                problem = None if response.is_success else f"HTTP {response.status_code}"
-                return finished(response.status_code, problem, retry_after_s=retry_after)
-        except httpx.TimeoutException:
-            return finished(None, "timed out")
+                code = response.status_code
+                if response.is_success:
+                    return finished(code, None, retry_after_s=retry_after)
+                return finished(
+                    code, f"HTTP {code // 100}xx", f"HTTP {code}", retry_after_s=retry_after
+                )
+        except httpx.TimeoutException as error:
+            return finished(None, "timed out", f"{type(error).__name__}: {error}")
         except httpx.HTTPError as error:
-            return finished(None, f"{type(error).__name__}: {error}")
+            return finished(None, "connection failed", f"{type(error).__name__}: {error}")
 
     def _read_some(self, response: httpx.Response, deadline: float) -> None:
         """Reads at most the allowed bytes of the answer, and only until the deadline."""

@@ -296,7 +296,10 @@ async def _user(client: httpx.AsyncClient, index: int, run: str) -> tuple[str, d
     token = await client.post("/v1/auth/token", data={"username": email, "password": password})
     token.raise_for_status()
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    return registered.json()["id"], headers
+    # Sign-up answers alike whether or not the address was new: the id comes from /v1/me.
+    me = await client.get("/v1/me", headers=headers)
+    me.raise_for_status()
+    return str(me.json()["id"]), headers
 
 
 async def _accounts(api_url: str, users: int, run: str) -> list[tuple[str, dict[str, str]]]:

@@ -17,14 +17,30 @@ from api.settings import ApiSettings
 PASSWORD = "correct horse battery staple"
 
 
+async def sign_up(
+    api: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> str:
+    """Signs up, at a fresh address unless given; returns the address as the account has it.
+
+    The answer is the same whether or not the address had an account already.
+    """
+    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    response = await api.post("/v1/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 202, response.text
+    known: str = response.json()["email"]
+    return known
+
+
 async def register(
     api: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
 ) -> dict[str, Any]:
-    """Registers an account, at a fresh address unless given; returns ``{id, email, plan}``."""
-    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
-    response = await api.post("/v1/auth/register", json={"email": email, "password": password})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
+    """Signs up and in, at a fresh address unless given; returns ``GET /v1/me``:
+    ``{id, email, plan}``."""
+    known = await sign_up(api, email, password)
+    tokens = await login(api, known, password)
+    me = await api.get("/v1/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 200, me.text
+    body: dict[str, Any] = me.json()
     return body
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import statistics
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +21,14 @@ from api.auth.tokens import issue_access_token
 from api.settings import ApiSettings
 from contracts import CREDITS_LEDGER, CreditsGranted, decode
 from genstream.db.models import OutboxMessage, User
-from tests.integration.api.accounts import PASSWORD, bearer, client_with, login, register
+from tests.integration.api.accounts import (
+    PASSWORD,
+    bearer,
+    client_with,
+    login,
+    register,
+    sign_up,
+)
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -33,10 +42,13 @@ async def _outbox(engine: AsyncEngine) -> list[OutboxMessage]:
 
 
 async def test_register_login_me(api: httpx.AsyncClient) -> None:
-    user = await register(api, email="Alice.Example@Example.COM")
-    assert user["email"] == "alice.example@example.com"
-    assert user["plan"] == "FREE"
-    assert set(user) == {"id", "email", "plan"}
+    signed_up = await api.post(
+        "/v1/auth/register", json={"email": "Alice.Example@Example.COM", "password": PASSWORD}
+    )
+    assert signed_up.status_code == 202
+    body = signed_up.json()
+    assert set(body) == {"email", "detail"}
+    assert body["email"] == "alice.example@example.com"
 
     tokens = await login(api, "ALICE.example@example.com")
     assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
@@ -45,7 +57,9 @@ async def test_register_login_me(api: httpx.AsyncClient) -> None:
 
     me = await api.get("/v1/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 200
-    assert me.json() == user
+    user = me.json()
+    assert set(user) == {"id", "email", "plan"}
+    assert (user["email"], user["plan"]) == ("alice.example@example.com", "FREE")
 
 
 async def test_password_is_stored_only_as_an_argon2id_hash(
@@ -87,16 +101,43 @@ async def test_no_grant_when_signup_credits_are_zero(
     assert await _outbox(api_engine) == []
 
 
-async def test_duplicate_email_conflicts_and_stages_nothing_more(
+async def test_a_taken_email_gets_the_answer_a_new_one_gets_and_changes_nothing(
     api: httpx.AsyncClient, api_engine: AsyncEngine
 ) -> None:
-    await register(api, email="bob@example.com")
+    fresh = await api.post(
+        "/v1/auth/register", json={"email": "bob@example.com", "password": PASSWORD}
+    )
     again = await api.post(
         "/v1/auth/register", json={"email": "BOB@example.com", "password": "another password"}
     )
-    assert again.status_code == 409
-    assert again.headers["content-type"].startswith("application/problem+json")
+    assert again.status_code == fresh.status_code == 202
+    assert again.json() == fresh.json()
+    assert fresh.json()["email"] == "bob@example.com"
+    assert again.headers["content-type"] == fresh.headers["content-type"]
     assert len(await _outbox(api_engine)) == 1
+    # The account is untouched: its own password still signs in, the new one does not.
+    await login(api, "bob@example.com")
+    refused = await api.post(
+        "/v1/auth/token", data={"username": "bob@example.com", "password": "another password"}
+    )
+    assert refused.status_code == 401
+
+
+async def test_a_taken_email_costs_the_time_of_a_new_one(api: httpx.AsyncClient) -> None:
+    """Both hash the password: the answer's delay does not tell a taken address either."""
+    taken = await sign_up(api)
+
+    async def timed(email: str) -> float:
+        began = time.perf_counter()
+        answer = await api.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
+        assert answer.status_code == 202
+        return time.perf_counter() - began
+
+    new_s, taken_s = [], []
+    for _ in range(5):  # interleaved, so that both see the same load on the machine
+        new_s.append(await timed(f"new-{uuid.uuid4().hex[:12]}@example.com"))
+        taken_s.append(await timed(taken))
+    assert statistics.median(taken_s) > 0.5 * statistics.median(new_s), (new_s, taken_s)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.settings import ApiSettings, RateLimitSettings
-from tests.integration.api.accounts import PASSWORD, client_with, register
+from tests.integration.api.accounts import PASSWORD, client_with, sign_up
 
 
 def _limited(api_settings: ApiSettings, *, per_ip: int, per_account: int) -> ApiSettings:
@@ -25,8 +25,8 @@ async def test_registration_is_limited_per_address(
 ) -> None:
     settings = _limited(api_settings, per_ip=2, per_account=100)
     async with client_with(settings, api_engine) as api:
-        await register(api)
-        await register(api)
+        await sign_up(api)
+        await sign_up(api)
         third = await api.post(
             "/v1/auth/register", json={"email": "third@example.com", "password": PASSWORD}
         )
@@ -40,13 +40,13 @@ async def test_sign_in_is_limited_per_account(
 ) -> None:
     settings = _limited(api_settings, per_ip=100, per_account=2)
     async with client_with(settings, api_engine) as api:
-        user = await register(api)
-        attempt = {"username": user["email"], "password": "wrong password"}
+        email = await sign_up(api)
+        attempt = {"username": email, "password": "wrong password"}
         for _ in range(2):
             assert (await api.post("/v1/auth/token", data=attempt)).status_code == 401
         _assert_limited(await api.post("/v1/auth/token", data=attempt))
         # The right password does not get past the limit either.
-        right = {"username": user["email"].upper(), "password": PASSWORD}
+        right = {"username": email.upper(), "password": PASSWORD}
         _assert_limited(await api.post("/v1/auth/token", data=right))
 
         other = {"username": "someone.else@example.com", "password": "wrong password"}

@@ -10,6 +10,7 @@ one's data to leak.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any, Final
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
@@ -152,6 +155,17 @@ UNOWNED: Final[dict[Route, Check | str]] = {
 }
 """Every route without an id in its path: a check run here, or why it needs none."""
 
+OUTSIDE: Final[dict[Route, str]] = {
+    ("GET", "/metrics"): "operators': a bearer token when one is set, off in production "
+    "without one (test_metrics_need_their_token, test_production_serves_no_description)",
+    ("GET", "/openapi.json"): "the API's description: off in production unless turned on "
+    "(test_production_serves_no_description)",
+    ("GET", "/docs"): "renders /openapi.json, and goes with it",
+    ("GET", "/docs/oauth2-redirect"): "the docs' sign-in page, and goes with them",
+    ("GET", "/redoc"): "renders /openapi.json, and goes with it",
+}
+"""Every route the OpenAPI document leaves out, and who may reach it."""
+
 
 @pytest.fixture
 def schema_engine(stack: StackSettings, pg_schema: tuple[Engine, str]) -> Iterator[Engine]:
@@ -210,6 +224,77 @@ def test_every_route_is_in_the_matrix(api_app: FastAPI) -> None:
     # An id in the path is what makes a route OWNED; the allowlist cannot take such a route.
     assert all("{" in path for _, path in OWNED)
     assert not any("{" in path for _, path in UNOWNED)
+
+
+def _undocumented(app: FastAPI) -> set[Route]:
+    return {
+        (method, str(route.path))
+        for route in iter_route_contexts(app.routes)
+        if not route.include_in_schema
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+
+
+def test_every_route_outside_the_document_is_in_the_matrix(api_app: FastAPI) -> None:
+    assert _undocumented(api_app) == OUTSIDE.keys(), "a hidden route has no entry, or one is stale"
+
+
+def _production(settings: ApiSettings, **http: Any) -> ApiSettings:
+    return settings.model_copy(
+        update={
+            "environment": "production",
+            "api": settings.api.model_copy(update=http),
+        }
+    )
+
+
+async def test_metrics_need_their_token(api_settings: ApiSettings, api_engine: AsyncEngine) -> None:
+    token = secrets.token_urlsafe(32)
+    for settings in (
+        api_settings,
+        _production(api_settings),
+    ):
+        guarded = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"metrics_token": SecretStr(token)})}
+        )
+        async with app_client(create_app(guarded, engine=api_engine)) as api:
+            for headers in ({}, bearer("wrong"), {"Authorization": token}, bearer(token + "x")):
+                refused = await api.get("/metrics", headers=headers)
+                assert refused.status_code == 401, (settings.environment, headers)
+                assert refused.headers["www-authenticate"] == "Bearer"
+                assert "genstream_http_requests_total" not in refused.text
+            served = await api.get("/metrics", headers=bearer(token))
+            assert served.status_code == 200, served.text
+            assert "genstream_http_requests_total" in served.text
+    # Without a token, local and test runs serve them to anyone.
+    async with app_client(create_app(api_settings, engine=api_engine)) as api:
+        assert (await api.get("/metrics")).status_code == 200
+
+
+async def test_production_serves_no_description(
+    api_settings: ApiSettings, api_engine: AsyncEngine
+) -> None:
+    production = _production(api_settings)
+    async with app_client(create_app(production, engine=api_engine)) as api:
+        nowhere = await api.get("/no-such-page")
+        assert nowhere.status_code == 404
+        # Off, they are not there at all: the answer of a path that names nothing.
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/metrics"):
+            answer = await api.get(path)
+            assert answer.status_code == 404, path
+            assert _without_instance(answer.json()) == _without_instance(nowhere.json()), path
+        assert (await api.get("/healthz")).status_code == 200
+    # Turned on by their setting, they are served in production too.
+    described = _production(api_settings, docs_enabled=True)
+    async with app_client(create_app(described, engine=api_engine)) as api:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await api.get(path)).status_code == 200, path
+    # And off by it anywhere else.
+    hidden = api_settings.model_copy(
+        update={"api": api_settings.api.model_copy(update={"docs_enabled": False})}
+    )
+    async with app_client(create_app(hidden, engine=api_engine)) as api:
+        assert (await api.get("/openapi.json")).status_code == 404
 
 
 async def test_another_users_resources_do_not_exist(world: World) -> None:

@@ -128,13 +128,17 @@ def target(
         requests.Session() as session,
     ):
         email = f"fuzz-{uuid.uuid4().hex[:12]}@example.com"
-        user = httpx.post(f"{url}/v1/auth/register", json={"email": email, "password": PASSWORD})
-        assert user.status_code == 201, user.text
+        signed_up = httpx.post(
+            f"{url}/v1/auth/register", json={"email": email, "password": PASSWORD}
+        )
+        assert signed_up.status_code == 202, signed_up.text
         headers = _sign_in(url, email)
+        me = httpx.get(f"{url}/v1/me", headers=headers)
+        assert me.status_code == 200, me.text
         key = httpx.post(f"{url}/v1/api-keys", json={"name": "fuzz"}, headers=headers)
         assert key.status_code == 201, key.text
         resources = {
-            "job_id": _seed(schema_engine, user.json()["id"]),
+            "job_id": _seed(schema_engine, me.json()["id"]),
             "key_id": [key.json()["id"]],
         }
         document = httpx.get(f"{url}/openapi.json").json()

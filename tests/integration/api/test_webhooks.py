@@ -180,7 +180,7 @@ async def test_failing_endpoint_gets_the_event_on_the_third_attempt(
     assert delivery["attempts"] == 3
     assert [entry["attempt"] for entry in delivery["log"]] == [1, 2, 3]
     assert [entry["status_code"] for entry in delivery["log"]] == [500, 500, 200]
-    assert delivery["log"][0]["error"] == "HTTP 500"
+    assert delivery["log"][0]["error"] == "HTTP 5xx"
 
 
 def test_redelivered_event_is_not_sent_again(
@@ -322,6 +322,50 @@ def test_dispatcher_killed_after_recording_delivers_once_after_restart(
     assert request.headers["webhook-id"] == done.id
     [delivery] = deliveries(engine, job_id)
     assert [a.status_code for a in attempts(engine, delivery.id)] == [200]
+
+
+async def test_owners_see_the_kind_of_failure_and_logs_no_query_string(
+    stack: StackSettings,
+    api: httpx.AsyncClient,
+    engine: Engine,
+    lifecycle: Lifecycle,
+    settings: WebhookSettings,
+    tmp_path: Path,
+) -> None:
+    user_id, headers = await _account(api)
+    log = tmp_path / "webhooks.log"
+    token = f"receiver-token-{os.urandom(8).hex()}"
+    with Receiver([Answer(status=405, body=b"nginx: method not allowed")]) as receiver:
+        url = receiver.url(f"/in/genstream?token={token}")
+        job_id = add_job(engine, user_id, url)
+        lifecycle.send(completed(job_id), user_id)
+        dispatcher = dispatcher_process(stack, settings, log)
+        try:
+            [request] = receiver.wait_for(1, timeout_s=60)
+            poll_until(lambda: status_of(engine, job_id) == "failed", timeout_s=60)
+            dispatcher.send_signal(signal.SIGTERM)
+            assert dispatcher.wait(60) == 0, log.read_text()
+        finally:
+            dispatcher.kill()
+            dispatcher.wait(30)
+    assert request.path == f"/in/genstream?token={token}"  # the receiver still gets it whole
+
+    redacted = f"http://127.0.0.1:{receiver.port}/in/genstream?[redacted]"
+    [delivery] = (await api.get(f"/v1/jobs/{job_id}/webhooks", headers=headers)).json()[
+        "deliveries"
+    ]
+    assert delivery["url"] == redacted
+    assert (delivery["last_status_code"], delivery["last_error"]) == (405, "HTTP 4xx")
+    assert [entry["error"] for entry in delivery["log"]] == ["HTTP 4xx"]
+
+    text = log.read_text()
+    assert token not in text
+    [entry] = [
+        record
+        for record in map(json.loads, text.splitlines())
+        if record.get("delivery_id") == int(delivery["id"])
+    ]
+    assert (entry["url"], entry["status_code"], entry["error"]) == (redacted, 405, "HTTP 405")
 
 
 def test_jobs_without_a_webhook_and_events_of_another_user_are_not_announced(

@@ -6,12 +6,14 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from api.webhooks.destination import (
     RefusedDestinationError,
     UnresolvedDestinationError,
+    address_allowed,
     resolve_destination,
 )
 
@@ -86,6 +88,88 @@ def test_internal_addresses_are_refused(address: str) -> None:
             allow_loopback=False,
             resolver=answers(address),
         )
+
+
+# IPv6 forms that carry an IPv4 address: ``ipaddress`` calls most of them global whatever
+# they carry, so the address inside is what is vetted.
+EMBEDDED_INTERNAL = [
+    "::127.0.0.1",  # IPv4-compatible (deprecated)
+    "::10.0.0.1",
+    "::169.254.169.254",
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "::ffff:0:127.0.0.1",  # IPv4-translated (SIIT)
+    "::ffff:0:10.0.0.1",
+    "64:ff9b::127.0.0.1",  # NAT64, well-known prefix
+    "64:ff9b::10.0.0.1",
+    "64:ff9b::169.254.169.254",
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_INTERNAL)
+def test_internal_ipv4_inside_ipv6_is_refused(address: str) -> None:
+    assert not address_allowed(ipaddress.ip_address(address), allow_loopback=False)
+    with pytest.raises(RefusedDestinationError):
+        resolve_destination(
+            "https://hooks.example.com/x",
+            https_only=True,
+            allow_loopback=False,
+            resolver=answers(address),
+        )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b:1::5db8:d822",  # local-use NAT64: where it leads is the local network's choice
+        "64:ff9b:1:ffff::1",
+        "::",  # unspecified
+        "::0.0.0.2",
+    ],
+)
+def test_local_translation_prefixes_are_refused(address: str) -> None:
+    assert not address_allowed(ipaddress.ip_address(address), allow_loopback=True)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:93.184.216.34", "64:ff9b::93.184.216.34", "2002:5db8:d822::1", "::93.184.216.34"],
+)
+def test_a_public_ipv4_inside_ipv6_is_allowed(address: str) -> None:
+    assert address_allowed(ipaddress.ip_address(address), allow_loopback=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::127.0.0.1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:0:127.0.0.1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::]/",
+    ],
+)
+def test_literal_loopback_in_ipv6_clothing_is_loopback(url: str) -> None:
+    """The real resolver: a literal address needs no DNS."""
+    with pytest.raises(RefusedDestinationError):
+        resolve_destination(url, https_only=False, allow_loopback=False)
+    allowed = resolve_destination(url, https_only=False, allow_loopback=True)
+    assert allowed.host_header == urlsplit(url).netloc
+
+
+def test_a_refusal_does_not_name_the_address() -> None:
+    """What a user sees of a refusal says nothing of where an internal name leads."""
+    with pytest.raises(RefusedDestinationError) as refused:
+        resolve_destination(
+            "https://intranet.example.com/x",
+            https_only=True,
+            allow_loopback=False,
+            resolver=answers("10.20.30.40"),
+        )
+    assert "10.20.30.40" not in refused.value.public
+    assert "10.20.30.40" in str(refused.value)
 
 
 def test_one_internal_answer_among_public_ones_refuses_the_name() -> None:
