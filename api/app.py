@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from api.auth.key_cache import ApiKeyCache
 from api.auth.key_revocations import watch_revocations
 from api.body_limit import BodyLimitMiddleware
-from api.events import EventHub
+from api.events import EventHub, download_links
 from api.health import router as health_router
 from api.jobs.recorder import JobRecorder
 from api.metrics import MetricsMiddleware
@@ -29,16 +29,26 @@ def create_app(
     settings: ApiSettings,
     *,
     engine: AsyncEngine,
+    stream_engine: AsyncEngine | None = None,
     dispose_engine: bool = False,
     producer: EventProducer | None = None,
 ) -> FastAPI:
-    """Builds the API around ``engine``; ``dispose_engine`` closes the engine on shutdown.
+    """Builds the API around ``engine``; ``dispose_engine`` closes the engines on shutdown.
 
+    ``stream_engine``, with a small pool of its own (``reads.sse_pool_size``), is what event
+    streams read with, so that they never take the connections other requests need; an app
+    built without one (tests that open no stream) streams with ``engine``.
     ``producer`` writes job submissions and cancellations; without one those answer 503.
     Its owner closes it.
     """
 
-    event_hub = EventHub(engine=engine, kafka=settings.kafka, settings=settings.reads)
+    streams = stream_engine or engine
+    event_hub = EventHub(
+        engine=streams,
+        kafka=settings.kafka,
+        settings=settings.reads,
+        links=download_links(settings),
+    )
     api_key_cache = ApiKeyCache(
         ttl_s=settings.auth.api_key_cache_s, max_entries=settings.auth.api_key_cache_size
     )
@@ -69,6 +79,8 @@ def create_app(
         await event_hub.close()
         if dispose_engine:
             await engine.dispose()
+            if streams is not engine:
+                await streams.dispose()
 
     app = FastAPI(
         title="genstream",
@@ -85,6 +97,7 @@ def create_app(
     app.state.producer = producer
     app.state.event_hub = event_hub
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
+    app.state.stream_sessions = async_sessionmaker(streams, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
     app.state.job_recorder = recorder
     app.state.api_key_cache = api_key_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from api.events import stream_engine
 from api.settings import ApiSettings
 from genstream.db import async_engine
 from genstream.logs import configure_logging
@@ -17,7 +18,11 @@ def main() -> None:
     producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
     try:
         app = create_app(
-            settings, engine=async_engine(settings.pg), dispose_engine=True, producer=producer
+            settings,
+            engine=async_engine(settings.pg),
+            stream_engine=stream_engine(settings),
+            dispose_engine=True,
+            producer=producer,
         )
         uvicorn.run(
             app,

@@ -28,6 +28,18 @@ class ReadSettings(BaseModel):
     """Progress events held for one client; a client that lets more pile up is disconnected."""
     sse_retry_ms: int = Field(default=2000, ge=0, le=600_000)
     """The reconnection delay event streams advise to ``EventSource`` clients."""
+    sse_streams_per_user: int = Field(default=10, ge=1, le=10_000)
+    """Streams one user may hold open at once on one API process; past it, 429. Counted per
+    process: behind a balancer of n processes a user may hold up to n times as many."""
+    sse_streams_per_api_key: int = Field(default=10, ge=1, le=10_000)
+    """Streams one API key may hold open at once on one API process (within its user's
+    ``sse_streams_per_user``); past it, 429. Counted per process, as the user's are."""
+    sse_refused_retry_after_s: int = Field(default=5, ge=1, le=3600)
+    """The ``Retry-After`` of a stream refused past its cap: slots free only as streams close."""
+    sse_pool_size: int = Field(default=4, ge=1, le=100)
+    """Connections of the pool that event streams read with (news, resumed history, the job
+    a stream opens on), kept apart from the pool of requests: streams wait on each other for
+    these, and never take a connection a request needs. Fixed, no overflow."""
     sse_shutdown_grace_s: int = Field(default=10, ge=0, le=600)
     """A stopping API process closes the streams still open after this long (they never end
     on their own); their clients resume on another process from their last event id."""

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from api.app import create_app
+from api.events import stream_engine
 from api.settings import ApiSettings
 from genstream.db import async_engine
 from genstream.logs import configure_logging
@@ -47,6 +48,10 @@ def create() -> Any:
     settings = ApiSettings()
     configure_logging("api", settings.log_level)
     producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
-    engine = async_engine(settings.pg, schema=os.environ.get("BENCH_PG_SCHEMA") or None)
-    app = create_app(settings, engine=engine, dispose_engine=True, producer=producer)
+    schema = os.environ.get("BENCH_PG_SCHEMA") or None
+    engine = async_engine(settings.pg, schema=schema)
+    streams = stream_engine(settings, schema=schema)
+    app = create_app(
+        settings, engine=engine, stream_engine=streams, dispose_engine=True, producer=producer
+    )
     return _ClosesProducer(app, producer)

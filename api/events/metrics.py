@@ -10,3 +10,18 @@ OVERFLOWS = Counter(
     "genstream_sse_overflow_disconnects_total",
     "Event streams closed because their client fell too far behind",
 )
+REFUSED = Counter(
+    "genstream_sse_refused_total",
+    "Event streams refused because their user or API key had as many open as allowed",
+    ["cap"],
+)
+STORED_READS = Counter(
+    "genstream_sse_stored_reads_total",
+    "Reads of stored job events for event streams: news (one per user, shared by all the "
+    "user's streams) or history (one stream catching up from its own position)",
+    ["reading"],
+)
+LINKS_SIGNED = Counter(
+    "genstream_sse_links_signed_total",
+    "Stored events whose download links were signed for event streams",
+)

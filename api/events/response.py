@@ -18,8 +18,8 @@ from typing import Final
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from api.events.hub import Gone, Subscription
 from api.events.metrics import OPEN_STREAMS, OVERFLOWS
+from api.events.subscription import Gone, Subscription
 
 __all__ = ["EventStreamResponse"]
 

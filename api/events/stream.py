@@ -1,81 +1,27 @@
 """What one event stream sends: stored lifecycle events after its position, live progress,
 and heartbeats while there is neither.
 
-Lifecycle events are read from ``job_events`` in ``seq`` order; the projection commits them
+Lifecycle events are stored in ``job_events`` in ``seq`` order; the projection commits them
 in that order, so a stream that has sent up to some ``seq`` can never later meet a smaller
-one, and resuming after it loses nothing.
+one, and resuming after it loses nothing. A stream reads from the database only what was
+stored before it joined its user's feed; everything after, the feed hands it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from api.events.hub import Gone, Subscription
 from api.events.ids import StreamPosition, comment, frame
+from api.events.lifecycle import PAGE, LifecycleEvent, LifecycleReader
 from api.events.metrics import EVENTS_SENT
-from api.projection.jobs import TERMINAL_TYPES
+from api.events.subscription import Gone, Subscription
 from contracts import Envelope
-from contracts.event import split_wire_type
-from genstream.db.read_model import JobEventRow
 
-__all__ = ["LifecycleReader", "StoredJobEvent", "StreamOptions", "event_stream"]
-
-_PAGE: Final = 200
-
-
-@dataclass(frozen=True, slots=True)
-class StoredJobEvent:
-    seq: int
-    event_id: str
-    job_id: str
-    type: str
-    time: datetime
-    data: dict[str, Any]
-
-
-class LifecycleReader:
-    """Reads a user's stored job events; each call takes a pooled connection briefly."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def after(
-        self, *, user_id: str, job_id: str | None, seq: int, limit: int = _PAGE
-    ) -> list[StoredJobEvent]:
-        table = JobEventRow
-        query = (
-            select(table.seq, table.event_id, table.job_id, table.type, table.time, table.data)
-            .where(table.user_id == user_id, table.seq > seq)
-            .order_by(table.seq)
-            .limit(limit)
-        )
-        if job_id is not None:
-            query = query.where(table.job_id == job_id)
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(query)
-            return [StoredJobEvent(*row) for row in rows]
-
-    async def terminal_seq(self, job_id: str) -> int | None:
-        """Where the job's first terminal event is stored; ``None`` while it runs."""
-        async with self._engine.connect() as connection:
-            found = await connection.scalar(
-                select(JobEventRow.seq)
-                .where(JobEventRow.job_id == job_id, JobEventRow.type.in_(TERMINAL_TYPES))
-                .order_by(JobEventRow.seq)
-                .limit(1)
-            )
-        return None if found is None else int(found)
-
-
-Links = Callable[[StoredJobEvent], Awaitable[dict[str, Any]]]
-"""Extra fields for a lifecycle event (download URLs of its files)."""
+__all__ = ["StreamOptions", "event_stream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,26 +30,6 @@ class StreamOptions:
     retry_ms: int
     ends_at: float | None
     """``time.monotonic()`` at which the caller's credentials expire and the stream ends."""
-
-
-def event_name(wire_type: str) -> str:
-    """``genstream.job.completed.v1`` → ``job.completed``."""
-    parts = split_wire_type(wire_type)
-    name = parts[0] if parts else wire_type
-    return name.removeprefix("genstream.")
-
-
-async def _lifecycle_frame(event: StoredJobEvent, links: Links) -> bytes:
-    data = {
-        "id": event.event_id,
-        "type": event.type,
-        "job_id": event.job_id,
-        "time": event.time.isoformat(),
-        "data": event.data,
-        **await links(event),
-    }
-    EVENTS_SENT.labels("lifecycle").inc()
-    return frame(event=event_name(event.type), data=data, event_id=str(event.seq))
 
 
 def _progress_frame(envelope: Envelope[Any], position: StreamPosition) -> bytes:
@@ -118,13 +44,33 @@ def _progress_frame(envelope: Envelope[Any], position: StreamPosition) -> bytes:
     return frame(event="job.progress", data=data, event_id=position.event_id())
 
 
+async def _history(
+    subscription: Subscription, reader: LifecycleReader, start: int
+) -> AsyncGenerator[LifecycleEvent, None]:
+    """The stored events after ``start`` that the feed will not hand the stream."""
+    seq = start
+    while seq < subscription.handed_after:
+        events = await reader.after(
+            user_id=subscription.user_id, job_id=subscription.job_id, seq=seq, reading="history"
+        )
+        for event in events:
+            yield event
+            seq = event.seq
+        if len(events) < PAGE:
+            return
+
+
+def _ends(subscription: Subscription, event: LifecycleEvent) -> bool:
+    """A one-job stream ends after the job's terminal event."""
+    return subscription.job_id is not None and event.terminal
+
+
 async def event_stream(
     subscription: Subscription,
     reader: LifecycleReader,
     *,
     start: int,
     options: StreamOptions,
-    links: Links,
     gone: Gone,
 ) -> AsyncGenerator[bytes, None]:
     """The stream's bytes; a one-job stream ends after the job's terminal event.
@@ -134,19 +80,23 @@ async def event_stream(
     """
     position = StreamPosition(start)
     yield f"retry: {options.retry_ms}\n".encode() + comment("stream open")
+    # Read alone first; then what the feed handed the stream, meanwhile and after.
+    async with aclosing(_history(subscription, reader, start)) as history:
+        async for event in history:
+            EVENTS_SENT.labels("lifecycle").inc()
+            yield event.frame
+            position = StreamPosition(event.seq)
+            if _ends(subscription, event):
+                return
     while not subscription.overflowed:
-        if subscription.take_lifecycle_due():
-            while True:
-                events = await reader.after(
-                    user_id=subscription.user_id, job_id=subscription.job_id, seq=position.seq
-                )
-                for event in events:
-                    yield await _lifecycle_frame(event, links)
-                    position = StreamPosition(event.seq)
-                    if subscription.job_id is not None and event.type in TERMINAL_TYPES:
-                        return
-                if len(events) < _PAGE:
-                    break
+        for event in subscription.take_lifecycle():
+            if event.seq <= position.seq:
+                continue  # sent already, from the stream's own read
+            EVENTS_SENT.labels("lifecycle").inc()
+            yield event.frame
+            position = StreamPosition(event.seq)
+            if _ends(subscription, event):
+                return
         for envelope in subscription.take_progress():
             position = StreamPosition(position.seq, position.progress + 1)
             yield _progress_frame(envelope, position)

@@ -31,13 +31,24 @@ def sync_engine(settings: PostgresSettings, *, schema: str | None = None) -> Eng
     )
 
 
-def async_engine(settings: PostgresSettings, *, schema: str | None = None) -> AsyncEngine:
+def async_engine(
+    settings: PostgresSettings,
+    *,
+    schema: str | None = None,
+    pool_size: int | None = None,
+    max_overflow: int = 10,
+) -> AsyncEngine:
     """The API's engine. No ping before each checkout (a round trip per request): a
     connection found dead fails its request, which the API answers with 503 and
-    ``Retry-After``, and SQLAlchemy then drops every pooled connection opened before it."""
+    ``Retry-After``, and SQLAlchemy then drops every pooled connection opened before it.
+
+    ``pool_size`` (default ``settings.pool_size``) and ``max_overflow`` size its pool: a
+    second engine with a small fixed pool keeps one kind of work (event streams) off the
+    connections of another."""
     return create_async_engine(
         settings.url(),
-        pool_size=settings.pool_size,
+        pool_size=settings.pool_size if pool_size is None else pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=False,
         # Statement values stay out of error messages and logs: they can hold emails and hashes.
         hide_parameters=True,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.settings import ApiSettings, AuthSettings, PaymentSettings
+from contracts import TopicSpec
 from genstream.db import async_engine
 from genstream.settings import StackSettings
+from tests.integration.api.sse import ApiProcess, Launch
 
 
 @pytest.fixture
@@ -51,3 +54,39 @@ async def api(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=api_app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://genstream.test") as client:
         yield client
+
+
+@pytest.fixture
+def progress_topic(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
+    return make_topic("jobs.progress")
+
+
+@pytest.fixture
+def launch(
+    api_settings: ApiSettings,
+    pg_schema: tuple[Engine, str],
+    progress_topic: TopicSpec,
+    tmp_path: Path,
+) -> Iterator[Launch]:
+    """Starts API processes on the test's schema and topics; stops them afterwards."""
+    started: list[ApiProcess] = []
+
+    def start(count: int = 1, **reads: str) -> list[ApiProcess]:
+        env = {
+            "GENSTREAM_ENVIRONMENT": "test",
+            "GENSTREAM_AUTH__JWT_SECRET": api_settings.auth.jwt_secret.get_secret_value(),
+            "GENSTREAM_TEST_PG_SCHEMA": pg_schema[1],
+            "GENSTREAM_READS__PROGRESS_TOPIC": progress_topic.name,
+            "GENSTREAM_READS__SSE_HEARTBEAT_S": "1",
+            "GENSTREAM_READS__SSE_POLL_S": "1",
+            **{f"GENSTREAM_READS__{name.upper()}": value for name, value in reads.items()},
+        }
+        processes = [
+            ApiProcess(env, tmp_path / f"api-{len(started) + n}.log") for n in range(count)
+        ]
+        started.extend(processes)
+        return [process.wait_ready() for process in processes]
+
+    yield start
+    for process in started:
+        process.stop()

@@ -11,11 +11,14 @@ import os
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.events import stream_engine
 from api.settings import ApiSettings
 from genstream.db import async_engine
 
 
 def app() -> FastAPI:
     settings = ApiSettings()
-    engine = async_engine(settings.pg, schema=os.environ["GENSTREAM_TEST_PG_SCHEMA"])
-    return create_app(settings, engine=engine, dispose_engine=True)
+    schema = os.environ["GENSTREAM_TEST_PG_SCHEMA"]
+    engine = async_engine(settings.pg, schema=schema)
+    streams = stream_engine(settings, schema=schema)
+    return create_app(settings, engine=engine, stream_engine=streams, dispose_engine=True)

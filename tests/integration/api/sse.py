@@ -80,6 +80,11 @@ class ApiProcess:
                 self.process.wait(10)
 
 
+Launch = Callable[..., list[ApiProcess]]
+"""``launch(count=1, **reads)``: API processes on the test's schema and topics, with these
+``reads`` settings (``sse_poll_s="300"``, ...); the ``launch`` fixture stops them."""
+
+
 @dataclass
 class SseEvent:
     id: str | None = None

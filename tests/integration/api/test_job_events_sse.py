@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,16 +16,13 @@ import pytest
 from sqlalchemy import Engine
 
 from api.projection.projector import Projection
-from api.settings import ApiSettings
 from contracts import Envelope, JobProgress, TopicSpec
 from genstream.db import sync_engine
 from genstream.settings import StackSettings
 from producers import EventProducer
 from tests.integration.api.accounts import bearer, login, register
 from tests.integration.api.lifecycle import Story, add_job, add_user, project
-from tests.integration.api.sse import ApiProcess, SseEvent, parse_events, stream
-
-Launch = Callable[..., list[ApiProcess]]
+from tests.integration.api.sse import Launch, SseEvent, parse_events, stream
 
 
 @pytest.fixture
@@ -34,42 +30,6 @@ def schema_engine(stack: StackSettings, pg_schema: tuple[Engine, str]) -> Iterat
     engine = sync_engine(stack.pg, schema=pg_schema[1])
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def progress_topic(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.progress")
-
-
-@pytest.fixture
-def launch(
-    api_settings: ApiSettings,
-    pg_schema: tuple[Engine, str],
-    progress_topic: TopicSpec,
-    tmp_path: Path,
-) -> Iterator[Launch]:
-    """Starts API processes on the test's schema and topics; stops them afterwards."""
-    started: list[ApiProcess] = []
-
-    def start(count: int = 1, **reads: str) -> list[ApiProcess]:
-        env = {
-            "GENSTREAM_ENVIRONMENT": "test",
-            "GENSTREAM_AUTH__JWT_SECRET": api_settings.auth.jwt_secret.get_secret_value(),
-            "GENSTREAM_TEST_PG_SCHEMA": pg_schema[1],
-            "GENSTREAM_READS__PROGRESS_TOPIC": progress_topic.name,
-            "GENSTREAM_READS__SSE_HEARTBEAT_S": "1",
-            "GENSTREAM_READS__SSE_POLL_S": "1",
-            **{f"GENSTREAM_READS__{name.upper()}": value for name, value in reads.items()},
-        }
-        processes = [
-            ApiProcess(env, tmp_path / f"api-{len(started) + n}.log") for n in range(count)
-        ]
-        started.extend(processes)
-        return [process.wait_ready() for process in processes]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture

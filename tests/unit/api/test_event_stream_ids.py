@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.events.ids import StreamPosition, comment, frame, parse_event_id
-from api.events.stream import event_name
+from api.events.lifecycle import event_name
 from api.jobs.queue import estimate
 
 
