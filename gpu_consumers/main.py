@@ -16,7 +16,7 @@ from gpu_consumers.control import JobControl
 from gpu_consumers.gpu_stats import GpuStats
 from gpu_consumers.model_cache import ModelCache, ModelKey
 from gpu_consumers.pipelines.base import Pipeline
-from gpu_consumers.retry_relay import RetryRelay
+from gpu_consumers.retry_relay import RETRY_RELAY_GROUP, RetryRelay
 from gpu_consumers.runner import JobRunner
 from gpu_consumers.settings import WorkerSettings
 from gpu_consumers.storage import ObjectStore
@@ -25,8 +25,6 @@ from gpu_consumers.worker import Worker
 from producers import EventProducer
 
 _log = logging.getLogger("genstream.worker")
-
-RETRY_RELAY_GROUP = "genstream-retry-relay"
 
 
 def _pipeline_provider(settings: WorkerSettings) -> tuple[ModelCache, dict[JobType, str | None]]:

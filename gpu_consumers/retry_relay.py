@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -20,13 +21,18 @@ from contracts import ContractError, JobQueued, decode
 from genstream.kafka import KafkaSettings
 from genstream.kafka.deadletter import DeadLetters
 from genstream.kafka.records import record_headers
+from genstream.logs import configure_logging
+from genstream.signals import stop_on_signals
 from gpu_consumers.runner import DUE_HEADER
+from gpu_consumers.settings import WorkerSettings
 from gpu_consumers.topology import WorkerTopology
 from producers import EventProducer
 
-__all__ = ["RetryRelay"]
+__all__ = ["RETRY_RELAY_GROUP", "RetryRelay", "main"]
 
 _log = logging.getLogger(__name__)
+
+RETRY_RELAY_GROUP = "genstream-retry-relay"
 
 
 class RetryRelay:
@@ -111,3 +117,35 @@ class RetryRelay:
             self._consumer.commit(offsets=[position], asynchronous=False)
         except KafkaException as exc:
             _log.warning("retry relay commit failed: %s", exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The relay on its own (``python -m gpu_consumers.retry_relay``), with the workers'
+    settings, for a deployment whose workers run without it (``worker_run_retry_relay``)."""
+    del argv
+    settings = WorkerSettings()
+    configure_logging("retry-relay", settings.log_level)
+    topology = WorkerTopology(settings.worker_workload, prefix=settings.worker_topic_prefix)
+    stop = threading.Event()
+    stop_on_signals(stop, log=_log, message="stopping; the record in hand is finished")
+    producer = EventProducer(settings=settings.kafka)
+    group_id = f"{settings.worker_topic_prefix}{RETRY_RELAY_GROUP}"
+    dead_letters = DeadLetters(
+        settings=settings.kafka, consumer_name=group_id, topic=topology.deadletter
+    )
+    try:
+        RetryRelay(
+            settings.kafka,
+            topology=topology,
+            producer=producer,
+            dead_letters=dead_letters,
+            group_id=group_id,
+        ).run(stop)
+    finally:
+        producer.close()
+        dead_letters.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

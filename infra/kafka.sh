@@ -2,6 +2,11 @@
 # Apache Kafka in KRaft mode on loopback: GENSTREAM_KAFKA_BROKERS nodes (1, or 3 for the fault
 # tests), each a combined broker+controller. Node i listens on GENSTREAM_KAFKA_PORT + 2(i-1)
 # for clients and the next port for the controller quorum.
+# One node listens PLAINTEXT on loopback. Three are secured: clients and brokers authenticate
+# with SASL/SCRAM-SHA-512 on the client port (the brokers as the super user admin, which
+# controller traffic uses too, over SASL/PLAIN: KRaft controllers cannot check SCRAM), the
+# StandardAuthorizer denies what no ACL allows, and the SCRAM users and ACLs are those of
+# genstream/kafka/principals.py, each with a password generated into the cluster's directory.
 # Usage: infra/kafka.sh start|stop|status [NODE]
 source "$(dirname "$0")/lib.sh"
 
@@ -27,19 +32,52 @@ java_cmd() {
     -cp "$KAFKA_LIBS/*"
 }
 
-write_config() {
-  local i=$1 dir="$KAFKA_DIR/node$1" min_isr=1
-  (( N >= 3 )) && min_isr=2
-  mkdir -p "$dir/data"
-  cat >"$dir/server.properties" <<CONF
-process.roles=broker,controller
-node.id=$i
-controller.quorum.voters=$(voters)
-listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$i"),CONTROLLER://$GENSTREAM_HOST:$(controller_port "$i")
-advertised.listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$i")
+plaintext_listeners() {
+  cat <<CONF
+listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$1"),CONTROLLER://$GENSTREAM_HOST:$(controller_port "$1")
+advertised.listeners=PLAINTEXT://$GENSTREAM_HOST:$(client_port "$1")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+CONF
+}
+
+secured_listeners() {
+  local admin
+  admin=$(kafka_password admin) || return 1
+  cat <<CONF
+listeners=SASL_PLAINTEXT://$GENSTREAM_HOST:$(client_port "$1"),CONTROLLER://$GENSTREAM_HOST:$(controller_port "$1")
+advertised.listeners=SASL_PLAINTEXT://$GENSTREAM_HOST:$(client_port "$1")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=$GENSTREAM_KAFKA_SASL_MECHANISM
+sasl.mechanism.inter.broker.protocol=$GENSTREAM_KAFKA_SASL_MECHANISM
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin" user_admin="$admin";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+CONF
+}
+
+write_config() {
+  local i=$1 dir="$KAFKA_DIR/node$1" min_isr=1 listeners
+  (( N >= 3 )) && min_isr=2
+  mkdir -p "$dir/data"
+  if kafka_secure; then
+    listeners=$(secured_listeners "$i") || die "node $i has no brokers' password"
+  else
+    listeners=$(plaintext_listeners "$i")
+  fi
+  # The secured node's file holds the brokers' password.
+  (umask 077 && cat >"$dir/server.properties") <<CONF
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$(voters)
+$listeners
 log.dirs=$dir/data
 auto.create.topics.enable=false
 num.partitions=6
@@ -55,6 +93,7 @@ log.retention.hours=168
 num.network.threads=2
 num.io.threads=4
 CONF
+  chmod 600 "$dir/server.properties"
 }
 
 cluster_id() {
@@ -70,6 +109,33 @@ print(cid)' >"$file"
   cat "$file"
 }
 
+# The SCRAM users the storage is formatted with: admin and every principal, from the
+# credentials file.
+scram_users() {
+  local name password
+  while IFS='=' read -r name password; do
+    [[ -z $name || $name == \#* ]] && continue
+    printf '%s\n' "--add-scram=$GENSTREAM_KAFKA_SASL_MECHANISM=[name=$name,password=$password]"
+  done <"$GENSTREAM_KAFKA_CREDENTIALS"
+}
+
+# Passwords for admin and every principal the table names, kept from earlier starts.
+ensure_credentials() {
+  [[ -x $(python_bin) ]] || die "the secured three-broker Kafka needs the Python environment (infra/setup.sh python)"
+  (cd "$GENSTREAM_ROOT" && "$(python_bin)" -m genstream.kafka.acls credentials "$GENSTREAM_KAFKA_CREDENTIALS") \
+    || die "generating the Kafka credentials failed"
+}
+
+# The ACLs of every principal, derived from genstream/kafka/principals.py (and its SCRAM
+# user where the cluster was formatted before it existed). Idempotent.
+apply_acls() {
+  local out
+  out=$(cd "$GENSTREAM_ROOT" && "$(python_bin)" -m genstream.kafka.acls apply \
+    --bootstrap "$(kafka_bootstrap)" --credentials "$GENSTREAM_KAFKA_CREDENTIALS" --brokers "$N" 2>&1) \
+    || die "setting the Kafka ACLs failed: $out"
+  log "$out"
+}
+
 start_node() {
   local i=$1 name="kafka-$1" cmd
   if pid_running "$name"; then
@@ -80,8 +146,10 @@ start_node() {
   write_config "$i"
   mapfile -t cmd < <(java_cmd)
   if [[ ! -f $KAFKA_DIR/node$i/data/meta.properties ]]; then
+    local users=()
+    kafka_secure && mapfile -t users < <(scram_users)
     "${cmd[@]}" kafka.tools.StorageTool format "--cluster-id=$(cluster_id)" \
-      -c "$KAFKA_DIR/node$i/server.properties" >>"$GENSTREAM_LOG_DIR/$name.log" 2>&1 \
+      -c "$KAFKA_DIR/node$i/server.properties" "${users[@]}" >>"$GENSTREAM_LOG_DIR/$name.log" 2>&1 \
       || die_with_log "$GENSTREAM_LOG_DIR/$name.log" "formatting Kafka storage for node $i failed"
   fi
   start_daemon "$name" "$GENSTREAM_LOG_DIR/$name.log" "${cmd[@]}" kafka.Kafka "$KAFKA_DIR/node$i/server.properties"
@@ -104,8 +172,11 @@ case "${1:-}" in
   start)
     [[ -f $KAFKA_LIBS/.complete ]] || "$GENSTREAM_ROOT/infra/setup.sh" kafka
     need_cmd java "Kafka needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+    kafka_secure && ensure_credentials
     for i in $(nodes "${2:-}"); do start_node "$i"; done
     for i in $(nodes "${2:-}"); do wait_node "$i"; done
+    # A node started alone rejoins a cluster that has its ACLs already.
+    if kafka_secure && [[ -z ${2:-} ]]; then apply_acls; fi
     ;;
   stop)
     names=()

@@ -162,6 +162,34 @@ kafka_bootstrap() {
 
 python_bin() { printf '%s/bin/python' "$GENSTREAM_VENV"; }
 
+# The three-broker stack is secured: SASL/SCRAM for every client, an ACL per service
+# principal (genstream/kafka/principals.py). The single broker stays PLAINTEXT on loopback.
+kafka_secure() { (( GENSTREAM_KAFKA_BROKERS >= 3 )); }
+GENSTREAM_KAFKA_SASL_PROTOCOL=SASL_PLAINTEXT
+GENSTREAM_KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+# Generated with the cluster's storage (never committed; var/ is ignored): name=password lines.
+GENSTREAM_KAFKA_CREDENTIALS="$GENSTREAM_VAR_DIR/kafka/n$GENSTREAM_KAFKA_BROKERS/credentials"
+
+# kafka_password NAME: the SCRAM password of the principal NAME on this stack.
+kafka_password() {
+  local name=$1 line
+  [[ -f $GENSTREAM_KAFKA_CREDENTIALS ]] || die "no Kafka credentials at $GENSTREAM_KAFKA_CREDENTIALS; start Kafka first"
+  line=$(grep -m1 "^$name=" "$GENSTREAM_KAFKA_CREDENTIALS") \
+    || die "no Kafka principal $name in $GENSTREAM_KAFKA_CREDENTIALS (see genstream/kafka/principals.py)"
+  printf '%s' "${line#*=}"
+}
+
+# use_kafka_principal NAME: exports the settings that make a genstream process started from
+# this shell connect as principal NAME (nothing on the single-broker stack).
+use_kafka_principal() {
+  kafka_secure || return 0
+  local password
+  password=$(kafka_password "$1") || return 1
+  export GENSTREAM_KAFKA__SECURITY_PROTOCOL=$GENSTREAM_KAFKA_SASL_PROTOCOL \
+    GENSTREAM_KAFKA__SASL_MECHANISM=$GENSTREAM_KAFKA_SASL_MECHANISM \
+    GENSTREAM_KAFKA__SASL_USERNAME=$1 GENSTREAM_KAFKA__SASL_PASSWORD=$password
+}
+
 # Finds a PostgreSQL server binary: the newest Debian cluster version first, then PATH.
 pg_bin() {
   local dir

@@ -3,17 +3,22 @@
 # Usage: infra/services.sh up|down|status
 source "$(dirname "$0")/lib.sh"
 
-# name|command (run from the checkout's root with the stack's settings in the environment)
+# name|command (run from the checkout's root with the stack's settings in the environment).
+# On the secured three-broker stack each service connects as the Kafka principal of its name
+# (genstream/kafka/principals.py). The retry relay runs on its own, not inside the workers,
+# so that it has a principal of its own.
+WORKER="env GENSTREAM_WORKER_RUN_RETRY_RELAY=false $GENSTREAM_VENV/bin/genstream-worker"
 SERVICES=(
   "outbox-relay|$GENSTREAM_VENV/bin/genstream-outbox-relay"
   "projection|$GENSTREAM_VENV/bin/genstream-projection"
   "processors|$GENSTREAM_VENV/bin/genstream-processors"
   "api|$GENSTREAM_VENV/bin/genstream-api"
   "webhooks|env GENSTREAM_WEBHOOKS__ALLOW_LOOPBACK=true $GENSTREAM_VENV/bin/genstream-webhooks"
-  "worker-image|env GENSTREAM_WORKER_WORKLOAD=image $GENSTREAM_VENV/bin/genstream-worker"
-  "worker-video|env GENSTREAM_WORKER_WORKLOAD=video $GENSTREAM_VENV/bin/genstream-worker"
-  "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio $GENSTREAM_VENV/bin/genstream-worker"
-  "worker-synthetic|env GENSTREAM_WORKER_WORKLOAD=synthetic $GENSTREAM_VENV/bin/genstream-worker"
+  "worker-image|env GENSTREAM_WORKER_WORKLOAD=image $WORKER"
+  "worker-video|env GENSTREAM_WORKER_WORKLOAD=video $WORKER"
+  "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio $WORKER"
+  "worker-synthetic|env GENSTREAM_WORKER_WORKLOAD=synthetic $WORKER"
+  "retry-relay|$GENSTREAM_VENV/bin/python -m gpu_consumers.retry_relay"
 )
 
 # Without GENSTREAM_WORKER_MODELS (model directories per job type), the workers run tiny
@@ -38,7 +43,7 @@ up() {
     name=${entry%%|*}; cmd=${entry#*|}
     pid_running "$name" && continue
     [[ $name == api ]] && ensure_port_free "$GENSTREAM_API_PORT" "the API"
-    (cd "$GENSTREAM_ROOT" && set -a && . "$GENSTREAM_STACK_ENV" && set +a \
+    (cd "$GENSTREAM_ROOT" && set -a && . "$GENSTREAM_STACK_ENV" && set +a && use_kafka_principal "$name" \
       && GENSTREAM_API__PORT="$GENSTREAM_API_PORT" start_daemon "$name" "$GENSTREAM_LOG_DIR/$name.log" $cmd)
   done
   wait_until 60 "api (http://$GENSTREAM_HOST:$GENSTREAM_API_PORT)" api_ready \

@@ -26,6 +26,14 @@ GENSTREAM_AUTH__JWT_SECRET=$GENSTREAM_JWT_SECRET
 GENSTREAM_PAYMENTS__WEBHOOK_SECRET=$GENSTREAM_PAYMENTS_WEBHOOK_SECRET
 GENSTREAM_WEBHOOKS__ENCRYPTION_KEY=$GENSTREAM_WEBHOOKS_ENCRYPTION_KEY
 ENV
+  if kafka_secure; then
+    # Each service gets its own SCRAM user from infra/services.sh; a process given no
+    # principal is refused by its settings, not let in.
+    cat >>"$GENSTREAM_STACK_ENV.tmp" <<ENV
+GENSTREAM_KAFKA__SECURITY_PROTOCOL=$GENSTREAM_KAFKA_SASL_PROTOCOL
+GENSTREAM_KAFKA__SASL_MECHANISM=$GENSTREAM_KAFKA_SASL_MECHANISM
+ENV
+  fi
   mv "$GENSTREAM_STACK_ENV.tmp" "$GENSTREAM_STACK_ENV"
 }
 
@@ -43,7 +51,8 @@ up() {
   (( failed == 0 )) || die "the stack did not come up (messages above); logs are in $GENSTREAM_LOG_DIR"
   write_stack_env
   # Exported so that they win over any other stack's var/stack.env in the working directory.
-  (set -a && . "$GENSTREAM_STACK_ENV" && set +a && cd "$GENSTREAM_ROOT" \
+  # Topics are created by the brokers' own super user on the secured stack.
+  (set -a && . "$GENSTREAM_STACK_ENV" && set +a && use_kafka_principal admin && cd "$GENSTREAM_ROOT" \
     && "$(python_bin)" -m genstream.cli infra bootstrap) \
     || die "bootstrapping topics, migrations and buckets failed"
   log "stack ready in $(( SECONDS - started ))s: kafka $(kafka_bootstrap), postgres $GENSTREAM_HOST:$GENSTREAM_PG_PORT, s3 http://$GENSTREAM_HOST:$GENSTREAM_S3_PORT"

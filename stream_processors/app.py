@@ -104,7 +104,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
     prices = catalog or load_catalog(settings.processors_catalog)
     app = faust.App(
         settings.processors_app_id,
-        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        **settings.kafka.faust_options(),
         processing_guarantee=settings.processors_guarantee,
         topic_partitions=USER_PARTITIONS,
         topic_replication_factor=settings.kafka.replication_factor,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ssl
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 LibrdkafkaConfig = dict[str, str | int | float | bool]
 
@@ -20,6 +21,17 @@ class KafkaSettings(BaseModel):
     sasl_password: SecretStr | None = None
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and (
+            self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        return self
 
     def librdkafka(
         self, role: str | None = None, /, **overrides: str | int | float | bool
@@ -55,3 +67,22 @@ class KafkaSettings(BaseModel):
                 **overrides,
             },
         )
+
+    def faust_options(self) -> dict[str, Any]:
+        """Faust's ``broker`` and ``broker_credentials``, for ``faust.App(id, **...)``: the
+        servers, protocol and SASL user that ``librdkafka`` gives every other client."""
+        import faust  # only the processors run Faust, and importing it takes a while
+
+        broker = [f"kafka://{server.strip()}" for server in self.bootstrap_servers.split(",")]
+        tls = ssl.create_default_context() if self.security_protocol.endswith("SSL") else None
+        credentials: faust.types.auth.CredentialsT | None = None
+        if self.security_protocol.startswith("SASL_"):
+            credentials = faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.get_secret_value() if self.sasl_password else None,
+                mechanism=self.sasl_mechanism,
+                ssl_context=tls,
+            )
+        elif tls is not None:
+            credentials = faust.SSLCredentials(tls)
+        return {"broker": broker, "broker_credentials": credentials}

@@ -6,6 +6,11 @@ through the REST API, killing and restarting one part after another, then waits 
 acknowledged job to end and counts what the guarantees forbid: lost jobs, jobs with two
 ends, double charges, ledgers that do not add up, and a read model that differs from a
 rebuild.
+
+The stack has three brokers, so it is the secured one: every service connects as its own
+Kafka principal (``infra/services.sh``), the tools run as the ``replay`` principal, and the
+run's own readers and its poison writer connect as the brokers' super user, as an observer
+outside genstream would.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from api.projection.ledger import movement
 from contracts import CREDITS_LEDGER, DEADLETTER, JOBS_LIFECYCLE, ContractError, decode
+from genstream.kafka import KafkaSettings
+from genstream.kafka.acls import MECHANISM, PROTOCOL, as_principal, stack_credentials
+from genstream.kafka.config import LibrdkafkaConfig
+from genstream.kafka.principals import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -169,12 +178,35 @@ class ChaosStack:
     def server(self, name: str, action: str) -> None:
         _run([str(INFRA / f"{name}.sh"), action], self.env, timeout=300)
 
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def kafka_settings(self, principal: str = ADMIN) -> KafkaSettings:
+        """How ``principal`` reaches this stack's brokers (once they have started)."""
+        return as_principal(
+            KafkaSettings(bootstrap_servers=self.bootstrap, client_id="chaos"),
+            principal,
+            stack_credentials(self.var_dir),
+        )
+
+    def client(self, **overrides: str | int | float | bool) -> LibrdkafkaConfig:
+        """A librdkafka configuration of the run's own readers and writers."""
+        return self.kafka_settings().librdkafka(**overrides)
+
+    def cli(
+        self, *args: str, principal: str = "replay", timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         env = {**self.env}
         for line in (self.var_dir / "stack.env").read_text().splitlines():
             if "=" in line and not line.startswith("#"):
                 key, value = line.split("=", 1)
                 env[key] = value
+        # The tools' own principal, as an operator would run them.
+        env |= {
+            "GENSTREAM_KAFKA__SECURITY_PROTOCOL": PROTOCOL,
+            "GENSTREAM_KAFKA__SASL_MECHANISM": MECHANISM,
+            "GENSTREAM_KAFKA__SASL_USERNAME": principal,
+            "GENSTREAM_KAFKA__SASL_PASSWORD": (
+                stack_credentials(self.var_dir)[principal].get_secret_value()
+            ),
+        }
         return subprocess.run(
             [str(ROOT / ".venv" / "bin" / "genstream"), *args],
             env=env,
@@ -208,7 +240,7 @@ POISONED_TOPICS = (
 
 
 def poison(stack: ChaosStack) -> None:
-    producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+    producer = Producer(stack.client(acks="all"))
     for topic in POISONED_TOPICS:
         producer.produce(topic, value=b"\x00not an event " + topic.encode(), key=b"chaos")
         producer.produce(
@@ -221,15 +253,13 @@ def poison(stack: ChaosStack) -> None:
         raise RuntimeError("the poison was not acknowledged")
 
 
-def parked_topics(bootstrap: str) -> dict[str, int]:
+def parked_topics(stack: ChaosStack) -> dict[str, int]:
     """Records parked on the dead-letter topic, by the topic they came from."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"chaos-parked-{uuid.uuid4().hex}",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
+        stack.client(
+            **{"group.id": f"chaos-parked-{uuid.uuid4().hex}"},
+            **{"enable.partition.eof": True, "enable.auto.commit": False},
+        )
     )
     consumer.assign([TopicPartition(DEADLETTER.name, p, 0) for p in range(DEADLETTER.partitions)])
     counts: dict[str, int] = defaultdict(int)
@@ -373,14 +403,12 @@ async def _user_token(
     return email, {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
-def _read_topic(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+def _read_topic(stack: ChaosStack, topic: str, partitions: int) -> list[Any]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"chaos-reader-{uuid.uuid4().hex}",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-        }
+        stack.client(
+            **{"group.id": f"chaos-reader-{uuid.uuid4().hex}"},
+            **{"enable.partition.eof": True, "enable.auto.commit": False},
+        )
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     envelopes, at_end = [], set()
@@ -404,22 +432,22 @@ def _read_topic(bootstrap: str, topic: str, partitions: int) -> list[Any]:
     return envelopes
 
 
-def _ends(bootstrap: str) -> dict[str, set[str]]:
+def _ends(stack: ChaosStack) -> dict[str, set[str]]:
     """Distinct terminal event kinds per job, copies of one event counted once."""
     ends: dict[str, set[str]] = defaultdict(set)
-    for envelope in _read_topic(bootstrap, JOBS_LIFECYCLE.name, JOBS_LIFECYCLE.partitions):
+    for envelope in _read_topic(stack, JOBS_LIFECYCLE.name, JOBS_LIFECYCLE.partitions):
         kind = type(envelope.data).__name__
         if kind in TERMINAL:
             ends[envelope.data.job_id].add(kind)
     return ends
 
 
-def _ledger(bootstrap: str) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+def _ledger(stack: ChaosStack) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
     """Per user (available, reserved) from the ledger, and per job its distinct settlements."""
     seen: set[str] = set()
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     settlements: dict[str, int] = defaultdict(int)
-    for envelope in _read_topic(bootstrap, CREDITS_LEDGER.name, CREDITS_LEDGER.partitions):
+    for envelope in _read_topic(stack, CREDITS_LEDGER.name, CREDITS_LEDGER.partitions):
         if envelope.id in seen:
             continue
         seen.add(envelope.id)
@@ -488,9 +516,9 @@ def run_chaos(
 
     acknowledged = submissions.acknowledged
     deadline = time.monotonic() + settle_s
-    ends = _ends(stack.bootstrap)
+    ends = _ends(stack)
     while any(job not in ends for job in acknowledged) and time.monotonic() < deadline:
-        ends = _ends(stack.bootstrap)
+        ends = _ends(stack)
     lost = sorted(job for job in acknowledged if job not in ends)
     multiple = sorted(job for job in acknowledged if len(ends.get(job, ())) > 1)
 
@@ -518,7 +546,7 @@ def run_chaos(
                 }.items()
             )
         ),
-        "parked_by_topic": parked_topics(stack.bootstrap),
+        "parked_by_topic": parked_topics(stack),
         "stopped_services": stopped,
         "faults": done_faults,
         "fault_errors": fault_errors,
@@ -548,7 +576,7 @@ def _ledger_mismatches(
     while True:
         # Settlements follow the jobs' ends: the ledger is read again each time, as is the
         # read model, until both agree or the deadline passes.
-        balances, settlements = _ledger(stack.bootstrap)
+        balances, settlements = _ledger(stack)
         read = asyncio.run(read_all())
         wrong = [user for user, figures in read.items() if balances.get(user, (0, 0)) != figures]
         if not wrong or time.monotonic() > deadline:

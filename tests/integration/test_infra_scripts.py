@@ -1,7 +1,8 @@
 """The infra scripts themselves: idempotent start, clean stop, clear errors.
 
 These run a second, private stack (own data directory and ports) beside the one the other
-tests use, so stopping it cannot disturb them.
+tests use, so stopping it cannot disturb them. The three-broker tests share one secured
+cluster (SASL/SCRAM, an ACL per principal), started once for the module.
 """
 
 from __future__ import annotations
@@ -11,18 +12,40 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, PartitionMetadata, ResourceType
+from pydantic import SecretStr
 
-from contracts import JOBS_LIFECYCLE, Envelope, JobStarted
-from genstream.kafka import EventConsumer, KafkaSettings, ensure_topics, wait_for_brokers
+from contracts import (
+    CREDITS_LEDGER,
+    JOBS_LIFECYCLE,
+    JOBS_REQUESTED,
+    CreditsGranted,
+    Envelope,
+    JobCancelRequested,
+    JobStarted,
+)
+from genstream.kafka import (
+    DeliveryError,
+    EventConsumer,
+    KafkaSettings,
+    ensure_topics,
+    wait_for_brokers,
+)
+from genstream.kafka.acls import as_principal, stack_credentials
+from genstream.kafka.principals import ADMIN
 from producers import EventProducer
+from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "infra" / "stack.sh"
+KAFKA = ROOT / "infra" / "kafka.sh"
+THREE_BROKERS = "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
 
 
 def _run(
@@ -53,11 +76,7 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def private_stack(unique: str) -> Iterator[tuple[dict[str, str], Path]]:
-    # Inside the checkout, not /tmp: PostgreSQL's own user must be able to reach the directory.
-    var_dir = ROOT / "var" / "test-stacks" / unique
-    var_dir.mkdir(parents=True)
+def _private_env(var_dir: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "GENSTREAM_VAR_DIR": str(var_dir),
@@ -71,6 +90,15 @@ def private_stack(unique: str) -> Iterator[tuple[dict[str, str], Path]]:
     for name in list(env):
         if name.startswith("GENSTREAM_") and "__" in name:
             del env[name]
+    return env
+
+
+@pytest.fixture
+def private_stack(unique: str) -> Iterator[tuple[dict[str, str], Path]]:
+    # Inside the checkout, not /tmp: PostgreSQL's own user must be able to reach the directory.
+    var_dir = ROOT / "var" / "test-stacks" / unique
+    var_dir.mkdir(parents=True)
+    env = _private_env(var_dir)
     try:
         yield env, var_dir
     finally:
@@ -160,47 +188,112 @@ def test_failed_download_is_reported(
     assert f"downloading Kafka {version} from Maven Central failed" in result.stderr
 
 
-def test_three_brokers_keep_acks_all_writes_through_one_loss(
-    private_stack: tuple[dict[str, str], Path], unique: str
-) -> None:
-    env, _ = private_stack
-    env = {**env, "GENSTREAM_KAFKA_BROKERS": "3", "GENSTREAM_KAFKA_PORT": "29092"}
-    kafka = ROOT / "infra" / "kafka.sh"
+@pytest.fixture(scope="module")
+def three_brokers() -> Iterator[tuple[dict[str, str], Path]]:
+    """A secured three-broker cluster started by infra/kafka.sh, with the commands and ledger
+    topics created by its super user (as ``genstream infra bootstrap`` does) while all three
+    brokers are up."""
+    var_dir = ROOT / "var" / "test-stacks" / f"kafka3-{uuid.uuid4().hex[:12]}"
+    var_dir.mkdir(parents=True)
+    env = {
+        **_private_env(var_dir),
+        "GENSTREAM_KAFKA_BROKERS": "3",
+        "GENSTREAM_KAFKA_PORT": "29092",
+    }
     try:
-        started = _run(kafka, "start", env=env)
+        started = _run(KAFKA, "start", env=env)
         assert started.returncode == 0, started.stderr
-        settings = KafkaSettings(
-            bootstrap_servers="127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096",
-            replication_factor=3,
-            min_insync_replicas=2,
-        )
-        assert wait_for_brokers(settings, expected=3, timeout_s=60) == 3
-        spec = JOBS_LIFECYCLE.prefixed(f"test.{unique}.")
-        ensure_topics(settings, [spec])
-
-        admin = AdminClient(settings.librdkafka())
-        partitions = _partitions_once_known(admin, spec.name, expected=spec.partitions)
-        assert {len(p.replicas) for p in partitions.values()} == {3}
-        resource = ConfigResource(ResourceType.TOPIC, spec.name)
-        config = admin.describe_configs([resource])[resource].result()
-        assert config["min.insync.replicas"].value == "2"
-
-        job = f"job-{unique}"
-        with EventProducer(settings=settings) as producer:
-            producer.send_and_wait(spec, _started(job, attempt=1))
-            killed = _run(kafka, "kill", "3", env=env)
-            assert killed.returncode == 0, killed.stderr
-            # Two replicas remain in sync, which is what min.insync.replicas=2 asks of acks=all.
-            producer.send_and_wait(spec, _started(job, attempt=2), timeout_s=60)
-
-        with EventConsumer(
-            settings=settings, group_id=f"test-{unique}", topics=[spec.name]
-        ) as consumer:
-            events = consumer.drain(until=lambda got: len(got) >= 2, timeout_s=60)
-        assert [event.envelope.data.attempt for event in events] == [1, 2]
+        assert "kafka ACLs:" in started.stderr
+        admin = _as(var_dir, ADMIN)
+        assert wait_for_brokers(admin, expected=3, timeout_s=60) == 3
+        ensure_topics(admin, [JOBS_REQUESTED, CREDITS_LEDGER])
+        yield env, var_dir
     finally:
-        _run(kafka, "stop", env=env)
-    assert _processes_mentioning(f"{private_stack[1]}/kafka") == []
+        _run(KAFKA, "stop", env=env)
+        left = _processes_mentioning(f"{var_dir}/kafka")
+        shutil.rmtree(var_dir, ignore_errors=True)
+    assert left == []
+
+
+def _as(var_dir: Path, principal: str, password: str | None = None) -> KafkaSettings:
+    """How ``principal`` reaches the three brokers, with its password or ``password``."""
+    credentials = stack_credentials(var_dir)
+    if password is not None:
+        credentials[principal] = SecretStr(password)
+    base = KafkaSettings(
+        bootstrap_servers=THREE_BROKERS, replication_factor=3, min_insync_replicas=2
+    )
+    return as_principal(base, principal, credentials)
+
+
+def _granted(user_id: str) -> Envelope[CreditsGranted]:
+    grant = CreditsGranted(amount=5, reason="test", idempotency_key=f"grant:{user_id}")
+    return Envelope.wrap(grant, user_id=user_id, source="genstream/tests")
+
+
+def test_three_brokers_let_each_principal_write_only_its_own_topics(
+    three_brokers: tuple[dict[str, str], Path], unique: str
+) -> None:
+    _, var_dir = three_brokers
+    user = f"user-{unique}"
+    with EventProducer(settings=_as(var_dir, "api")) as api:
+        with pytest.raises(
+            DeliveryError, match=r"credits\.ledger: Broker: Topic authorization failed"
+        ):
+            api.send_and_wait(CREDITS_LEDGER, _granted(user))
+        delivered = api.send_and_wait(JOBS_REQUESTED, _cancel(user))
+        assert delivered.topic == JOBS_REQUESTED.name
+    with EventProducer(settings=_as(var_dir, "processors")) as processors:
+        assert processors.send_and_wait(CREDITS_LEDGER, _granted(user)).offset >= 0
+
+
+def test_three_brokers_refuse_bad_credentials(
+    three_brokers: tuple[dict[str, str], Path], unique: str
+) -> None:
+    _, var_dir = three_brokers
+    errors: list[KafkaError] = []
+    impostor = _as(var_dir, "api", password="not-the-password")
+    producer = Producer({**impostor.producer_config(), "error_cb": errors.append, "log_level": 0})
+    producer.produce(JOBS_REQUESTED.name, value=b"{}", key=unique.encode())
+
+    def refused() -> bool:
+        producer.poll(0.1)
+        return any(error.code() == KafkaError._AUTHENTICATION for error in errors)
+
+    poll_until(refused, timeout_s=30, what=lambda: f"an authentication error; got {errors}")
+    assert len(producer) == 1  # still waiting: nothing was written
+    producer.purge()
+
+
+def test_three_brokers_keep_acks_all_writes_through_one_loss(
+    three_brokers: tuple[dict[str, str], Path], unique: str
+) -> None:
+    # Last of the module's three-broker tests: it leaves broker 3 dead.
+    env, var_dir = three_brokers
+    settings = _as(var_dir, ADMIN)
+    spec = JOBS_LIFECYCLE.prefixed(f"test.{unique}.")
+    ensure_topics(settings, [spec])
+
+    admin = AdminClient(settings.librdkafka())
+    partitions = _partitions_once_known(admin, spec.name, expected=spec.partitions)
+    assert {len(p.replicas) for p in partitions.values()} == {3}
+    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["min.insync.replicas"].value == "2"
+
+    job = f"job-{unique}"
+    with EventProducer(settings=settings) as producer:
+        producer.send_and_wait(spec, _started(job, attempt=1))
+        killed = _run(KAFKA, "kill", "3", env=env)
+        assert killed.returncode == 0, killed.stderr
+        # Two replicas remain in sync, which is what min.insync.replicas=2 asks of acks=all.
+        producer.send_and_wait(spec, _started(job, attempt=2), timeout_s=60)
+
+    with EventConsumer(
+        settings=settings, group_id=f"test-{unique}", topics=[spec.name]
+    ) as consumer:
+        events = consumer.drain(until=lambda got: len(got) >= 2, timeout_s=60)
+    assert [event.envelope.data.attempt for event in events] == [1, 2]
 
 
 def _partitions_once_known(
@@ -224,3 +317,8 @@ def _started(job_id: str, *, attempt: int) -> Envelope[JobStarted]:
         user_id="user-1",
         source="genstream/tests",
     )
+
+
+def _cancel(user_id: str) -> Envelope[JobCancelRequested]:
+    command = JobCancelRequested(job_id=f"job-{user_id}", reason="user")
+    return Envelope.wrap(command, user_id=user_id, source="genstream/tests")
