@@ -90,3 +90,24 @@ def launch(
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
+    """The test's own copy of jobs.requested."""
+    return make_topic("jobs.requested")
+
+
+@pytest.fixture
+async def jobs_client(
+    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in-process, writing jobs to ``requested``, with synthetic jobs switched on."""
+    from tests.integration.api.test_jobs_submit import event_producer, jobs_api, jobs_settings
+
+    settings = jobs_settings(api_settings, requested)
+    async with (
+        event_producer(stack.kafka) as producer,
+        jobs_api(settings, api_engine, producer) as client,
+    ):
+        yield client

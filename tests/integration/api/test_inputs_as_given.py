@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.settings import ApiSettings
 from contracts import JobRequested, TopicSpec
 from genstream.settings import StackSettings
 from tests.integration.api.test_jobs_submit import (
-    event_producer,
     events_on,
     is_problem,
-    jobs_api,
-    jobs_settings,
     sign_up,
 )
 
@@ -37,29 +31,17 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.fixture
-def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.requested")
-
-
-@pytest.fixture
-async def client(
-    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = jobs_settings(api_settings, requested)
-    async with (
-        event_producer(stack.kafka) as producer,
-        jobs_api(settings, api_engine, producer) as client,
-    ):
-        yield client
-
-
 async def test_inputs_of_another_type_or_with_control_characters_are_refused(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice = await sign_up(client, api_engine)
+    alice = await sign_up(jobs_client, api_engine)
     for body, field, error_type in REFUSED:
-        problem = is_problem(await client.post("/v1/jobs", json=body, headers=alice.headers), 422)
+        problem = is_problem(
+            await jobs_client.post("/v1/jobs", json=body, headers=alice.headers), 422
+        )
         assert problem["type"] == "invalid_input", body
         assert [(e["loc"], e["type"]) for e in problem["errors"]] == [
             (["body", "input", field], error_type)
@@ -68,16 +50,19 @@ async def test_inputs_of_another_type_or_with_control_characters_are_refused(
 
 
 async def test_an_input_is_stored_and_sent_as_it_was_given(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice = await sign_up(client, api_engine)
+    alice = await sign_up(jobs_client, api_engine)
     text = "First line.\n\tSecond line.\r\nThird."
     body = {"type": "audio.speech", "input": {"text": text}}
 
-    submitted = await client.post("/v1/jobs", json=body, headers=alice.headers)
+    submitted = await jobs_client.post("/v1/jobs", json=body, headers=alice.headers)
 
     assert submitted.status_code == 202, submitted.text
-    read = await client.get(f"/v1/jobs/{submitted.json()['id']}", headers=alice.headers)
+    read = await jobs_client.get(f"/v1/jobs/{submitted.json()['id']}", headers=alice.headers)
     assert read.json()["input"]["text"] == text
     [event] = events_on(stack, requested, 1)
     assert isinstance(event.envelope.data, JobRequested)

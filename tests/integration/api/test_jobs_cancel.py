@@ -2,47 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-
 import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from api.settings import ApiSettings
 from contracts import JobCancelRequested, JobRequested, TopicSpec
 from genstream.db.models import Job
 from genstream.settings import StackSettings
 from tests.integration.api.test_jobs_submit import (
     SYNTHETIC,
-    event_producer,
     events_on,
     is_problem,
-    jobs_api,
-    jobs_settings,
     sign_up,
 )
 
 
-@pytest.fixture
-def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.requested")
-
-
-@pytest.fixture
-async def client(
-    api_settings: ApiSettings, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = jobs_settings(api_settings, requested)
-    async with (
-        event_producer(stack.kafka) as producer,
-        jobs_api(settings, api_engine, producer) as client,
-    ):
-        yield client
-
-
-async def _submit(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
-    response = await client.post("/v1/jobs", json=SYNTHETIC, headers=headers)
+async def _submit(jobs_client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await jobs_client.post("/v1/jobs", json=SYNTHETIC, headers=headers)
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
     return job_id
@@ -54,12 +31,15 @@ async def _set(engine: AsyncEngine, job_id: str, **values: object) -> None:
 
 
 async def test_cancelling_a_pending_job_follows_its_request_on_the_users_partition(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice = await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice = await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
 
-    response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    response = await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
 
     assert response.status_code == 202, response.text
     assert response.json() == {"id": job_id, "status": "cancelling"}
@@ -72,12 +52,15 @@ async def test_cancelling_a_pending_job_follows_its_request_on_the_users_partiti
 
 
 async def test_cancelling_again_is_accepted_again(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice = await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice = await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
     for _ in range(2):
-        response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+        response = await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
         assert response.status_code == 202
     events = events_on(stack, requested, 3)
     cancels = [e.envelope for e in events if isinstance(e.envelope.data, JobCancelRequested)]
@@ -86,52 +69,62 @@ async def test_cancelling_again_is_accepted_again(
 
 
 async def test_someone_elses_job_does_not_exist_for_the_caller(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice, mallory = await sign_up(client, api_engine), await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice, mallory = await sign_up(jobs_client, api_engine), await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
 
-    is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=mallory.headers), 404)
-    is_problem(await client.post("/v1/jobs/job_unknown/cancel", headers=alice.headers), 404)
-    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 401
+    is_problem(await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=mallory.headers), 404)
+    is_problem(await jobs_client.post("/v1/jobs/job_unknown/cancel", headers=alice.headers), 404)
+    assert (await jobs_client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 401
     events_on(stack, requested, 1)
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "rejected", "expired"])
 async def test_a_finished_job_cannot_be_cancelled(
-    client: httpx.AsyncClient,
+    jobs_client: httpx.AsyncClient,
     api_engine: AsyncEngine,
     stack: StackSettings,
     requested: TopicSpec,
     status: str,
 ) -> None:
-    alice = await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice = await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
     await _set(api_engine, job_id, status=status)
 
-    problem = is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409)
+    problem = is_problem(
+        await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409
+    )
     assert problem["detail"] == f"the job is already {status}"
     events_on(stack, requested, 1)
 
 
 @pytest.mark.parametrize("status", ["accepted", "queued", "running"])
 async def test_a_job_on_its_way_can_be_cancelled(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, status: str
+    jobs_client: httpx.AsyncClient, api_engine: AsyncEngine, status: str
 ) -> None:
-    alice = await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice = await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
     await _set(api_engine, job_id, status=status)
-    response = await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    response = await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
     assert response.status_code == 202
 
 
 async def test_a_cancel_never_overtakes_an_unacknowledged_submission(
-    client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
+    jobs_client: httpx.AsyncClient,
+    api_engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
 ) -> None:
-    alice = await sign_up(client, api_engine)
-    job_id = await _submit(client, alice.headers)
+    alice = await sign_up(jobs_client, api_engine)
+    job_id = await _submit(jobs_client, alice.headers)
     await _set(api_engine, job_id, emitted_at=None)
 
-    problem = is_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409)
+    problem = is_problem(
+        await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers), 409
+    )
     assert "Idempotency-Key" in problem["detail"]
     events_on(stack, requested, 1)

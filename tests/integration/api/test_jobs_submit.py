@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -107,11 +107,6 @@ def is_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 # --- fixtures --------------------------------------------------------------------------------
 
 SYNTHETIC = {"type": "synthetic", "input": {"steps": 3, "step_ms": 0}}
-
-
-@pytest.fixture
-def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.requested")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -32,11 +32,6 @@ from tests.integration.api.test_jobs_submit import (
     record_count,
     sign_up,
 )
-
-
-@pytest.fixture
-def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.requested")
 
 
 @pytest.fixture

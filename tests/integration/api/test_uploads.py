@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,6 @@ from tests.integration.api.test_jobs_submit import (
 from tests.unit.api.test_upload_probe import image_bytes, make_video, png_header
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def requested(make_topic: Callable[[str], TopicSpec]) -> TopicSpec:
-    return make_topic("jobs.requested")
 
 
 @pytest.fixture
