@@ -206,9 +206,8 @@ JOB_OUTCOMES: Final = TopicSpec(
     retention_ms=7 * _DAY_MS,
     event_types=_types(JobStarted, JobCompleted, JobFailed, JobCancelled, JobExpired),
     description=(
-        "What happened to running jobs, keyed by user so that the processors settle or "
-        "release credits in the user's partition. Whoever writes one of these events to "
-        "jobs.lifecycle writes it here too, with the same id, in the same acknowledged batch."
+        "What happened to running jobs, re-keyed by user from the lifecycle so that the "
+        "processors settle or release credits in the user's partition."
     ),
 )
 

@@ -175,24 +175,18 @@ class JobRunner:
     ) -> None:
         self._producer.produce(spec, self._envelope(cause, data, event_id))
 
-    def _record_event(
-        self, cause: Envelope[JobQueued], data: Event, *, event_id: str | None, durable: bool
+    def _emit_durably(
+        self, spec: TopicSpec, cause: Envelope[JobQueued], data: Event, *, event_id: str | None
     ) -> None:
-        """Writes a lifecycle event, and to the user's outcomes the ones accounts settle on:
-        the same record on both, acknowledged together when ``durable``."""
-        envelope = self._envelope(cause, data, event_id)
-        writes = [(spec, envelope) for spec in self._topology.lifecycle_topics(envelope.type)]
-        if not durable:
-            for spec, _ in writes:
-                self._producer.produce(spec, envelope)
-            return
-        self._producer.send_all_and_wait(
-            writes, timeout_s=self._settings.worker_end_write_timeout_s
+        self._producer.send_and_wait(
+            spec,
+            self._envelope(cause, data, event_id),
+            timeout_s=self._settings.worker_end_write_timeout_s,
         )
 
     def _end(self, cause: Envelope[JobQueued], data: Event, *, attempt: int | None) -> None:
-        self._record_event(
-            cause, data, event_id=derived_event_id(data, attempt=attempt), durable=True
+        self._emit_durably(
+            self._topology.lifecycle, cause, data, event_id=derived_event_id(data, attempt=attempt)
         )
         self._control.note_finished(cause.data.job_id, data.wire_type())
 
@@ -263,7 +257,7 @@ class JobRunner:
         started = JobStarted(
             job_id=job.job_id, worker_id=self._settings.worker_id, attempt=job.attempt
         )
-        self._record_event(cause, started, event_id=None, durable=False)
+        self._emit(self._topology.lifecycle, cause, started, event_id=None)
         return time.monotonic()
 
     def _run_alone(self, cause: Envelope[JobQueued], tier: Tier) -> _End:
@@ -456,7 +450,7 @@ class JobRunner:
                 blurhash=shot.blurhash,
                 content_type=shot.content_type,
             )
-            self._record_event(cause, event, event_id=None, durable=False)
+            self._emit(self._topology.lifecycle, cause, event, event_id=None)
             # A preview always reaches the progress stream, whatever the throttle says.
             with lock:
                 step, total = max(shot.step, known[0]), known[1]
@@ -517,11 +511,11 @@ class JobRunner:
                 error_message=message[:4000],
             )
             again = job.model_copy(update={"attempt": job.attempt + 1})
-            self._record_event(
+            self._emit_durably(
+                self._topology.lifecycle,
                 cause,
                 retried,
                 event_id=derived_event_id(retried, attempt=retried.attempt),
-                durable=True,
             )
             envelope = self._envelope(cause, again, derived_event_id(again, attempt=again.attempt))
             due = int(time.time() * 1000) + delay

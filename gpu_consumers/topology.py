@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from contracts import (
     DEADLETTER,
-    JOB_OUTCOMES,
     JOBS_LIFECYCLE,
     JOBS_PROGRESS,
     JOBS_REQUESTED,
@@ -27,8 +26,6 @@ class WorkerTopology:
     all_tiers: dict[str, TopicSpec] = field(init=False)
     """Every workload's dispatch topics by contract name (``JobQueued.topic``)."""
     lifecycle: TopicSpec = field(init=False)
-    outcomes: TopicSpec = field(init=False)
-    """Where the ends and starts the accounts settle on go too, keyed by user."""
     progress: TopicSpec = field(init=False)
     requested: TopicSpec = field(init=False)
     retry: TopicSpec = field(init=False)
@@ -43,18 +40,10 @@ class WorkerTopology:
         all_tiers = {spec.name: named(spec) for spec in TIER_TOPICS.values()}
         object.__setattr__(self, "all_tiers", all_tiers)
         object.__setattr__(self, "lifecycle", named(JOBS_LIFECYCLE))
-        object.__setattr__(self, "outcomes", named(JOB_OUTCOMES))
         object.__setattr__(self, "progress", named(JOBS_PROGRESS))
         object.__setattr__(self, "requested", named(JOBS_REQUESTED))
         object.__setattr__(self, "retry", named(JOBS_RETRY))
         object.__setattr__(self, "deadletter", named(DEADLETTER))
-
-    def lifecycle_topics(self, wire_type: str) -> tuple[TopicSpec, ...]:
-        """Where a lifecycle event goes: the lifecycle, and the outcomes if an account
-        settles on it."""
-        if self.outcomes.accepts(wire_type):
-            return (self.lifecycle, self.outcomes)
-        return (self.lifecycle,)
 
     def tier_of(self, topic: str) -> Tier:
         for tier, spec in self.tiers.items():
@@ -67,7 +56,6 @@ class WorkerTopology:
         return (
             *self.all_tiers.values(),
             self.lifecycle,
-            self.outcomes,
             self.progress,
             self.requested,
             self.retry,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,27 +93,18 @@ class EventProducer:
         self, spec: TopicSpec, envelope: Envelope[Any], *, timeout_s: float = 30.0
     ) -> Delivery:
         """The blocking form of ``send`` for tools and tests without an event loop."""
-        return self.send_all_and_wait([(spec, envelope)], timeout_s=timeout_s)[0]
+        done = threading.Event()
+        outcome: list[Delivery | DeliveryError] = []
 
-    def send_all_and_wait(
-        self, writes: list[tuple[TopicSpec, Envelope[Any]]], *, timeout_s: float = 30.0
-    ) -> list[Delivery]:
-        """Produces every event, then waits until the brokers acknowledged them all.
+        def settle(error: KafkaError | None, message: Message) -> None:
+            try:
+                outcome.append(_delivery(error, message))
+            except DeliveryError as exc:
+                outcome.append(exc)
+            done.set()
 
-        They share the producer's requests to the brokers, so two records cost about what
-        one does; the first refusal or the deadline raises ``DeliveryError``.
-        """
-        pending: list[tuple[threading.Event, list[Delivery | DeliveryError], str]] = []
-        for spec, envelope in writes:
-            done = threading.Event()
-            outcome: list[Delivery | DeliveryError] = []
-            self._produce(spec, envelope, _settler(done, outcome))
-            pending.append((done, outcome, spec.name))
-        deadline = time.monotonic() + timeout_s
-        return [
-            _await_delivery(done, outcome, topic, max(0.0, deadline - time.monotonic()))
-            for done, outcome, topic in pending
-        ]
+        self._produce(spec, envelope, settle)
+        return _await_delivery(done, outcome, spec.name, timeout_s)
 
     def send_raw(
         self,
@@ -170,17 +160,6 @@ def _set_result(future: asyncio.Future[Delivery], result: Delivery) -> None:
 def _set_exception(future: asyncio.Future[Delivery], error: DeliveryError) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _settler(done: threading.Event, outcome: list[Delivery | DeliveryError]) -> Any:
-    def settle(error: KafkaError | None, message: Message) -> None:
-        try:
-            outcome.append(_delivery(error, message))
-        except DeliveryError as exc:
-            outcome.append(exc)
-        done.set()
-
-    return settle
 
 
 def _await_delivery(

@@ -1,12 +1,12 @@
-"""The Faust application: accounts kept per user.
+"""The Faust application: accounts kept per user, lifecycle outcomes re-keyed by user.
 
-The ``accounts`` agent reads the user-keyed, co-partitioned topics (commands, ledger, plans,
-outcomes), applies each event to the user's ``Account`` in a changelog-backed table and
-writes the events that causes. What happened to running jobs reaches it on ``jobs.outcomes``,
-where the workers write their starts and ends beside the lifecycle: the processors read
-nothing of ``jobs.lifecycle``, unless ``processors_forward_outcomes`` asks for the
-``outcomes`` agent that re-keys them from it, as an upgrade from workers that wrote the
-lifecycle alone needs.
+Two agents:
+
+- ``outcomes`` reads ``jobs.lifecycle`` (keyed by job) and forwards what happened to running
+  jobs to ``jobs.outcomes`` keyed by user, so the user's partition sees it;
+- ``accounts`` reads the user-keyed, co-partitioned topics (commands, ledger, plans,
+  outcomes), applies each event to the user's ``Account`` in a changelog-backed table and
+  writes the events that causes.
 
 The guarantee is ``at_least_once`` with idempotent effects: an input seen again after a crash
 changes no state and writes the events it caused once more, with the same ids (one per kind
@@ -277,21 +277,18 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     expiry, user_id=user_id, source=SOURCE, event_id=caused_event_id(expiry)
                 )
                 metrics.EXPIRED.inc()
-                value, headers = encode(envelope), kafka_headers(envelope)
-                for spec in topology.lifecycle_topics(envelope.type):
-                    deliveries.append(
-                        await sink.send(
-                            spec.name,
-                            key=partition_key(envelope, spec),
-                            value=value,
-                            headers=headers,
-                        )
+                deliveries.append(
+                    await sink.send(
+                        topology.lifecycle.name,
+                        key=partition_key(envelope, topology.lifecycle),
+                        value=encode(envelope),
+                        headers=kafka_headers(envelope),
                     )
+                )
         await asyncio.gather(*deliveries)
 
     app.timer(interval=settings.processors_depth_interval_s, name="tier-depth")(measure_depth)
     app.timer(interval=settings.processors_expiry_interval_s, name="expiry")(expire_overdue)
     app.agent(inputs, name="accounts")(account_agent)
-    if settings.processors_forward_outcomes:
-        app.agent(raw_topic(app, topology.lifecycle.name), name="outcomes")(outcome_agent)
+    app.agent(raw_topic(app, topology.lifecycle.name), name="outcomes")(outcome_agent)
     return app

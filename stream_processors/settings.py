@@ -36,9 +36,5 @@ class ProcessorSettings(BaseSettings):
     processors_send_linger_ms: int = Field(default=1, ge=0, le=1000)
     """How long the processors' producer holds a record for others to share its request
     (under ``at_least_once``; Faust's own producer writes under ``exactly_once``)."""
-    processors_forward_outcomes: bool = False
-    """Also re-key starts and ends from the lifecycle to the outcomes. Writers put them on
-    both topics themselves; this is for an upgrade from a version whose workers wrote the
-    lifecycle alone: keep it on until the group has read the lifecycle up to the upgrade."""
     processors_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

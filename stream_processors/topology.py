@@ -58,21 +58,13 @@ class Topology:
     def all_topics(self) -> tuple[TopicSpec, ...]:
         return (*self.account_inputs, self.lifecycle, self.deadletter, *self.tiers.values())
 
-    def lifecycle_topics(self, wire_type: str) -> tuple[TopicSpec, ...]:
-        """The lifecycle, and the outcomes too for an event an account settles on."""
-        if self.outcomes.accepts(wire_type):
-            return (self.lifecycle, self.outcomes)
-        return (self.lifecycle,)
-
     def destinations(self, event: Event) -> tuple[TopicSpec, ...]:
         """Where an event the processors cause is written."""
         match event:
             case JobQueued():
                 return (self.tiers[event.topic], self.lifecycle)
-            case JobAccepted() | JobRejected():
+            case JobAccepted() | JobRejected() | JobCancelled():
                 return (self.lifecycle,)
-            case JobCancelled():
-                return self.lifecycle_topics(event.wire_type())
             case CreditsReserved() | CreditsSettled() | CreditsReleased():
                 return (self.ledger,)
         raise ValueError(f"the processors do not write {type(event).__name__}")

@@ -111,13 +111,7 @@ def _worker(workload: Workload) -> Principal:
             "assigned, outside any group); job events, progress, retries and parked jobs"
         ),
         reads=_topics(tier_topics(workload), JOBS_LIFECYCLE.name, JOBS_REQUESTED.name),
-        writes=_topics(
-            JOBS_LIFECYCLE.name,
-            JOB_OUTCOMES.name,
-            JOBS_PROGRESS.name,
-            JOBS_RETRY.name,
-            DEADLETTER.name,
-        ),
+        writes=_topics(JOBS_LIFECYCLE.name, JOBS_PROGRESS.name, JOBS_RETRY.name, DEADLETTER.name),
         groups=frozenset({worker_group(workload), "genstream-worker-control"}),
     )
 
@@ -138,8 +132,7 @@ _ALL: Final[tuple[Principal, ...]] = (
         name="processors",
         purpose=(
             "the stream processors (Faust): accounts from the commands, the ledger, the "
-            "plans and the outcomes; outcomes re-keyed from the lifecycle while upgrading; "
-            "acceptances, "
+            "plans and the outcomes; outcomes re-keyed from the lifecycle; acceptances, "
             "rejections, dispatch, credit movements, expiries; requests sent round again "
             "while credits are awaited; tier depth from the workers' positions"
         ),

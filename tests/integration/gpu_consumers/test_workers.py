@@ -22,8 +22,6 @@ from contracts import (
     Workload,
     derived_event_id,
 )
-from genstream.kafka import EventConsumer
-from genstream.kafka.partitioner import partition_for
 from genstream.settings import StackSettings
 from genstream.storage import s3_client
 from tests.integration.gpu_consumers.harness import Workers, of_type, running_workers, types
@@ -44,37 +42,6 @@ async def _object_size(stack: StackSettings, key: str) -> int:
     async with s3_client(stack.s3) as client:
         head = await client.head_object(Bucket=stack.s3.outputs_bucket, Key=key)
         return int(head["ContentLength"])
-
-
-def test_starts_and_ends_reach_the_users_outcomes_as_they_are_on_the_lifecycle(
-    workers: Workers, stack: StackSettings, unique: str
-) -> None:
-    """The accounts settle on the outcomes: every start and end is there, the very records
-    of the lifecycle, on the user's partition, with nothing else."""
-    user, ok, bad = f"u-{unique}", f"ok-{unique}", f"bad-{unique}"
-    workers.dispatch(ok, synthetic(), user_id=user)
-    workers.dispatch(bad, synthetic(fail_at=1), user_id=user)
-    workers.wait_for(lambda _: workers.ended(ok) and workers.ended(bad), timeout_s=120)
-    settled = {
-        (event.id, type(event.data).__name__)
-        for job in (ok, bad)
-        for event in workers.of_job(job)
-        if type(event.data).__name__ in {"JobStarted", "JobCompleted", "JobFailed"}
-    }
-    outcomes = workers.topology.outcomes
-    partition = partition_for(user.encode(), outcomes.partitions)
-
-    with EventConsumer(
-        settings=stack.kafka,
-        group_id=f"read-{unique}",
-        assignments=[(outcomes.name, partition, 0)],
-    ) as consumer:
-        read = consumer.drain(until=lambda got: len(got) >= len(settled), timeout_s=30)
-
-    assert {(r.envelope.id, type(r.envelope.data).__name__) for r in read} == settled
-    assert {r.envelope.data.job_id for r in read} == {ok, bad}
-    # A start per attempt, and one end: retries stay on the lifecycle.
-    assert sum(type(r.envelope.data).__name__ == "JobFailed" for r in read) == 1
 
 
 def test_a_job_runs_from_its_tier_topic_to_the_store_and_the_lifecycle(

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,16 +37,8 @@ ROOT = Path(__file__).resolve().parents[3]
 class Processors:
     """One processors app (its own id and topics) that tests start, kill and restart."""
 
-    def __init__(
-        self,
-        stack: StackSettings,
-        unique: str,
-        log_dir: Path,
-        *,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, stack: StackSettings, unique: str, log_dir: Path) -> None:
         self.stack = stack
-        self._env = dict(env or {})
         self.app_id = f"test-processors-{unique}"
         self.topology = Topology(prefix=f"test.{unique}.")
         self.log_dir = log_dir
@@ -78,7 +70,6 @@ class Processors:
             "GENSTREAM_PROCESSORS_GUARANTEE": os.environ.get(
                 "GENSTREAM_PROCESSORS_GUARANTEE", "at_least_once"
             ),
-            **self._env,
         }
         if self._log is None:
             self._log = (self.log_dir / "processors.log").open("ab")
@@ -119,22 +110,14 @@ class Processors:
         self, data: Event, *, user_id: str, wait: bool = True, event_id: str | None = None
     ) -> Envelope[Any]:
         envelope = Envelope.wrap(data, user_id=user_id, source="genstream/tests", event_id=event_id)
-        # As the system does: commands to jobs.requested, worker starts and ends to the
-        # lifecycle and, keyed by user, to the outcomes.
+        # As the system does: commands to jobs.requested, worker outcomes to the lifecycle.
         t = self.topology
-        first = next(
-            (s for s in (t.requested, t.ledger, t.plans) if s.accepts(envelope.type)), None
-        )
-        writes = (
-            [(first, envelope)]
-            if first is not None
-            else [(spec, envelope) for spec in t.lifecycle_topics(envelope.type)]
-        )
+        candidates = (t.requested, t.ledger, t.plans, t.lifecycle)
+        spec = next(s for s in candidates if s.accepts(envelope.type))
         if wait:
-            self.producer.send_all_and_wait(writes)
+            self.producer.send_and_wait(spec, envelope)
         else:
-            for spec, _ in writes:
-                self.producer.produce(spec, envelope)
+            self.producer.produce(spec, envelope)
         return envelope
 
     def grant(self, user_id: str, amount: int) -> None:
@@ -218,10 +201,8 @@ def types(envelopes: list[Envelope[Any]]) -> list[str]:
 
 
 @contextmanager
-def running_processors(
-    stack: StackSettings, unique: str, log_dir: Path, *, env: Mapping[str, str] | None = None
-) -> Iterator[Processors]:
-    processors = Processors(stack, unique, log_dir, env=env)
+def running_processors(stack: StackSettings, unique: str, log_dir: Path) -> Iterator[Processors]:
+    processors = Processors(stack, unique, log_dir)
     processors.start()
     try:
         yield processors

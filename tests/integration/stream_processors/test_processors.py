@@ -104,27 +104,6 @@ def _copies_of_request(processors: Processors, job_id: str) -> list[list[tuple[s
         consumer.close()
 
 
-def test_while_upgrading_ends_on_the_lifecycle_alone_still_settle(
-    stack: StackSettings, tmp_path: Path, unique: str
-) -> None:
-    """Workers of the earlier layout wrote starts and ends to the lifecycle only; with
-    forwarding on, the processors re-key them to the outcomes themselves."""
-    forwarding = {"GENSTREAM_PROCESSORS_FORWARD_OUTCOMES": "true"}
-    with running_processors(stack, f"f{unique}", tmp_path, env=forwarding) as processors:
-        user, job = f"u-{unique}", f"job-{unique}"
-        processors.grant(user, 10)
-        processors.request(user, job)
-        processors.wait_for(lambda _: "JobQueued" in types(processors.of_job(job)))
-        ended = JobCompleted(
-            job_id=job, attempt=1, worker_id="w", outputs=(), run_ms=5, usage_units=1
-        )
-        for data in (JobStarted(job_id=job, worker_id="w", attempt=1), ended):
-            envelope = Envelope.wrap(data, user_id=user, source="genstream/tests")
-            processors.producer.send_and_wait(processors.topology.lifecycle, envelope)
-
-        processors.wait_for(lambda _: "CreditsSettled" in types(processors.of_job(job)))
-
-
 def test_a_new_accounts_request_waits_for_its_grant_instead_of_being_rejected(
     processors: Processors, unique: str
 ) -> None:

@@ -89,13 +89,6 @@ def test_only_workers_and_processors_write_the_lifecycle() -> None:
     assert _writers("jobs.lifecycle") == {"processors", "redrive", *workers}
 
 
-def test_the_outcomes_come_from_who_writes_starts_and_ends() -> None:
-    # Workers write their starts and ends there beside the lifecycle; the processors their
-    # cancellations and expiries (and, while upgrading, what they re-key from the lifecycle).
-    workers = {f"worker-{workload.value}" for workload in Workload}
-    assert _writers("jobs.outcomes") == {"processors", "redrive", *workers}
-
-
 def test_the_api_writes_commands_only() -> None:
     api = principal("api")
     assert api.writes == {JobsSettings.model_fields["requested_topic"].default}
@@ -140,7 +133,6 @@ def test_each_workload_reads_its_own_tiers_only(workload: Workload) -> None:
     assert {topology.lifecycle.name, topology.requested.name} <= grant.reads
     assert grant.writes == {
         topology.lifecycle.name,
-        topology.outcomes.name,
         topology.progress.name,
         topology.retry.name,
         topology.deadletter.name,
