@@ -362,27 +362,51 @@ async def _swap(stack: StackSettings, engine: AsyncEngine, upload_id: str, data:
         )
 
 
+async def _jobs_around_a_swap(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    stack: StackSettings,
+    requested: TopicSpec,
+    *,
+    content_type: str,
+    checked: bytes,
+    swapped: bytes,
+) -> list[MediaInfo | None]:
+    """A job on an upload, the upload swapped behind every check, then a second job: the
+    ``media`` both jobs' events carry. The checked copy must still be ``checked``."""
+    account = await sign_up(client, engine)
+    upload_id = await _upload(client, account, content_type, checked)
+    body = _edit(upload_id) if content_type.startswith("image/") else _enhance(upload_id)
+    first = await client.post("/v1/jobs", json=body, headers=account.headers)
+    assert first.status_code == 202, first.text
+
+    await _swap(stack, engine, upload_id, swapped)
+    second = await client.post("/v1/jobs", json=body, headers=account.headers)
+
+    assert second.status_code == 202, second.text
+    # What workers read is the checked copy, byte for byte.
+    assert await _sealed(stack, engine, upload_id) == checked
+    media: list[MediaInfo | None] = []
+    for event in events_on(stack, requested, 2):
+        assert isinstance(event.envelope.data, JobRequested)
+        media.append(event.envelope.data.media)
+    return media
+
+
 async def test_an_image_swapped_after_its_check_is_not_what_jobs_run(
     client: httpx.AsyncClient, api_engine: AsyncEngine, stack: StackSettings, requested: TopicSpec
 ) -> None:
-    alice = await sign_up(client, api_engine)
     small = image_bytes("PNG", 64, 64)
     # A header claiming 9000x9000 pixels, padded to the checked file's size.
     huge = png_header(9000, 9000)
     huge += bytes(len(small) - len(huge))
-    upload_id = await _upload(client, alice, "image/png", small)
-    first = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
-    assert first.status_code == 202, first.text
 
-    await _swap(stack, api_engine, upload_id, huge)
-    second = await client.post("/v1/jobs", json=_edit(upload_id), headers=alice.headers)
+    media = await _jobs_around_a_swap(
+        client, api_engine, stack, requested, content_type="image/png", checked=small, swapped=huge
+    )
 
-    assert second.status_code == 202, second.text
-    events = events_on(stack, requested, 2)
     checked = MediaInfo(content_type="image/png", size=len(small), width=64, height=64)
-    assert [event.envelope.data.media for event in events] == [checked, checked]
-    # What workers read is the checked copy, byte for byte.
-    assert await _sealed(stack, api_engine, upload_id) == small
+    assert media == [checked, checked]
 
 
 async def test_a_video_swapped_after_its_check_is_not_what_jobs_run(
@@ -392,20 +416,14 @@ async def test_a_video_swapped_after_its_check_is_not_what_jobs_run(
     requested: TopicSpec,
     tmp_path: Path,
 ) -> None:
-    free = await sign_up(client, api_engine)
     short = make_video(tmp_path / "short.mp4", frames=24, fps=12)
     long = make_video(tmp_path / "long.mp4", frames=12 * 180, fps=12)
-    upload_id = await _upload(client, free, "video/mp4", short)
-    first = await client.post("/v1/jobs", json=_enhance(upload_id), headers=free.headers)
-    assert first.status_code == 202, first.text
 
-    await _swap(stack, api_engine, upload_id, long)
-    second = await client.post("/v1/jobs", json=_enhance(upload_id), headers=free.headers)
+    media = await _jobs_around_a_swap(
+        client, api_engine, stack, requested, content_type="video/mp4", checked=short, swapped=long
+    )
 
-    assert second.status_code == 202, second.text
-    events = events_on(stack, requested, 2)
-    assert [event.envelope.data.media.duration_s for event in events] == [2.0, 2.0]
-    assert await _sealed(stack, api_engine, upload_id) == short
+    assert [m.duration_s if m is not None else None for m in media] == [2.0, 2.0]
 
 
 async def test_a_checked_copy_lost_from_the_store_is_checked_again(
