@@ -181,7 +181,9 @@ def _checkout(event: ProviderEvent, session: _CheckoutSession) -> Effect:
     data = CreditsPurchased(
         amount=credits,
         payment_id=session.id,
-        idempotency_key=f"payment:{event.id}",
+        # Per checkout session, not per event: a session is fulfilled once, whichever of
+        # its events (completed, async payment succeeded, a resend with a new id) pays it.
+        idempotency_key=f"checkout:{session.id}",
         amount_paid_minor=session.amount_total if priced else None,
         currency=session.currency.upper() if priced and session.currency else None,
     )

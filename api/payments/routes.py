@@ -2,7 +2,8 @@
 
 The event id is recorded in the same transaction as the event's effects (a plan change, and
 the events staged for Kafka), so a redelivery finds it and changes nothing, and a failure
-leaves nothing half done for the provider's retry to trip over.
+leaves nothing half done for the provider's retry to trip over. A checkout session is
+fulfilled once whatever the events that report it paid: its id is recorded the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from genstream.db.models import PaymentEvent, User
 from producers.outbox import stage
 
 SOURCE: Final = "genstream/api"
+_FULFILLED: Final = "fulfilled:"
+"""Prefix of the recorded ids of fulfilled checkout sessions, beside the event ids."""
 
 _log = logging.getLogger(__name__)
 
@@ -113,6 +116,17 @@ async def _first_delivery(db: AsyncSession, event: ProviderEvent) -> bool:
     return recorded.first() is not None
 
 
+async def _first_fulfilment(db: AsyncSession, session_id: str) -> bool:
+    """Records the checkout session as fulfilled; False when it already was."""
+    recorded = await db.execute(
+        insert(PaymentEvent)
+        .values(id=f"{_FULFILLED}{session_id}", type="checkout.session.fulfilled")
+        .on_conflict_do_nothing(index_elements=[PaymentEvent.id])
+        .returning(PaymentEvent.id)
+    )
+    return recorded.first() is not None
+
+
 async def _apply(db: AsyncSession, effect: Effect, event_id: str) -> Ignored | None:
     """Adds ``effect`` to the transaction; returns why not when it does nothing."""
     if isinstance(effect, Ignored):
@@ -120,6 +134,8 @@ async def _apply(db: AsyncSession, effect: Effect, event_id: str) -> Ignored | N
     if isinstance(effect, CreditPurchase):
         if await _user(db, effect.user_id) is None:
             return Ignored(f"unknown user {effect.user_id}")
+        if not await _first_fulfilment(db, effect.data.payment_id):
+            return Ignored(f"checkout session {effect.data.payment_id} is already fulfilled")
         envelope = Envelope.wrap(effect.data, user_id=str(effect.user_id), source=SOURCE)
         stage(db, CREDITS_LEDGER, envelope)
         return None

@@ -109,10 +109,49 @@ async def test_a_paid_checkout_stages_one_credit_purchase(
     assert envelope.data == CreditsPurchased(
         amount=500,
         payment_id=session["id"],
-        idempotency_key="payment:evt_checkout_1",
+        idempotency_key=f"checkout:{session['id']}",
         amount_paid_minor=1999,
         currency="USD",
     )
+
+
+async def test_a_checkout_session_is_fulfilled_once_whatever_its_events_ids(
+    api: httpx.AsyncClient, api_settings: ApiSettings, api_engine: AsyncEngine
+) -> None:
+    user_id = await _user(api_engine)
+    session = _checkout(user_id)
+    answers = [
+        await _deliver(api, api_settings, _body(kind, session))
+        for kind in (
+            "checkout.session.completed",
+            "checkout.session.completed",  # the same session resent under a new event id
+            "checkout.session.async_payment_succeeded",
+        )
+    ]
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json() == {"received": True, "duplicate": False}
+    for later in answers[1:]:
+        assert later.json()["ignored"] == f"checkout session {session['id']} is already fulfilled"
+    [message] = await _outbox(api_engine)
+    purchase = decode(message.value, [(n, v.encode()) for n, v in message.headers]).data
+    assert isinstance(purchase, CreditsPurchased)
+    assert (purchase.amount, purchase.payment_id) == (500, session["id"])
+
+
+async def test_an_unpaid_session_paid_later_is_fulfilled_then(
+    api: httpx.AsyncClient, api_settings: ApiSettings, api_engine: AsyncEngine
+) -> None:
+    user_id = await _user(api_engine)
+    session = _checkout(user_id)
+    pending = session | {"payment_status": "unpaid"}
+    unpaid = await _deliver(api, api_settings, _body("checkout.session.completed", pending))
+    succeeded = _body("checkout.session.async_payment_succeeded", session)
+    paid = await _deliver(api, api_settings, succeeded)
+
+    assert "not 'paid'" in unpaid.json()["ignored"]
+    assert paid.json() == {"received": True, "duplicate": False}
+    assert len(await _outbox(api_engine)) == 1
 
 
 async def test_a_redelivered_event_is_applied_once(
@@ -129,7 +168,7 @@ async def test_a_redelivered_event_is_applied_once(
     assert again.status_code == 200
     assert again.json() == {"received": True, "duplicate": True}
     assert len(await _outbox(api_engine)) == 1
-    assert await _recorded_events(api_engine) == 1
+    assert await _recorded_events(api_engine) == 2, "the event and its session's fulfilment"
 
 
 async def test_concurrent_deliveries_of_one_event_apply_it_once(

@@ -59,7 +59,7 @@ def test_a_paid_checkout_buys_its_credits() -> None:
         data=CreditsPurchased(
             amount=500,
             payment_id="cs_test_1",
-            idempotency_key="payment:evt_abc",
+            idempotency_key="checkout:cs_test_1",
             amount_paid_minor=1999,
             currency="EUR",
         ),
