@@ -42,7 +42,7 @@ async def sign_downloads(
     # Taken before signing, so a URL never outlives the time the client is told.
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
     bucket = settings.s3.outputs_bucket
-    async with s3_client(settings.s3) as client:
+    async with s3_client(settings.s3, for_clients=True) as client:
         urls = {
             key: await presign_get(client, bucket=bucket, key=key, ttl_s=ttl_s) for key in wanted
         }

@@ -73,7 +73,7 @@ async def create_upload(
     # Taken before signing, so the URL never outlives the time the client is told.
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
     try:
-        async with s3_client(settings.s3) as client:
+        async with s3_client(settings.s3, for_clients=True) as client:
             url = await presign_put(
                 client,
                 bucket=settings.s3.uploads_bucket,

@@ -16,7 +16,9 @@ S3Client = Any  # aiobotocore's client is generated at run time and has no stati
 
 
 @asynccontextmanager
-async def s3_client(settings: S3Settings) -> AsyncIterator[S3Client]:
+async def s3_client(settings: S3Settings, *, for_clients: bool = False) -> AsyncIterator[S3Client]:
+    """A client of the store; ``for_clients`` makes one whose presigned URLs name the
+    endpoint clients reach (``public_endpoint_url``), for presigning only."""
     session = get_session()
     config = AioConfig(
         signature_version="s3v4",
@@ -27,7 +29,7 @@ async def s3_client(settings: S3Settings) -> AsyncIterator[S3Client]:
     )
     async with session.create_client(
         "s3",
-        endpoint_url=settings.endpoint_url,
+        endpoint_url=settings.signing_endpoint_url if for_clients else settings.endpoint_url,
         region_name=settings.region,
         aws_access_key_id=settings.access_key.get_secret_value(),
         aws_secret_access_key=settings.secret_key.get_secret_value(),

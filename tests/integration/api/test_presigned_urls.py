@@ -151,3 +151,30 @@ async def test_a_download_url_is_refused_once_it_expires(
     # Refused once the time the client was told had come, and not long after; the store
     # counts whole seconds from the signing time.
     assert expires_at - timedelta(seconds=1) <= refused_at <= expires_at + timedelta(seconds=3)
+
+
+async def test_urls_name_the_endpoint_clients_reach(
+    api_settings: ApiSettings,
+    api_engine: AsyncEngine,
+    schema_engine: Engine,
+    s3: tuple[S3Client, str],
+    stack: StackSettings,
+    stored: dict[str, bytes],
+) -> None:
+    """Behind a proxy or a public name the services' own address would not do: the host is
+    signed into every presigned URL."""
+    inside = urlsplit(stack.s3.endpoint_url)
+    # The same server under another name, as a proxy in front of it would be.
+    public = inside._replace(netloc=f"localhost:{inside.port}").geturl()
+    s3_settings = api_settings.s3.model_copy(update={"public_endpoint_url": public})
+    async with client_with(api_settings.model_copy(update={"s3": s3_settings}), api_engine) as api:
+        job, user_id = await _completed_job(api, schema_engine, s3, stack, stored)
+    download = job["outputs"][0]["url"]
+    assert urlsplit(download).netloc == f"localhost:{inside.port}"
+    async with httpx.AsyncClient(timeout=30) as web:
+        fetched = await web.get(download)
+        assert fetched.content == stored[f"outputs/{user_id}/{job['id']}/0.png"]
+        # Sent to the services' address instead, the signature no longer matches.
+        elsewhere = await web.get(urlsplit(download)._replace(netloc=inside.netloc).geturl())
+        assert elsewhere.status_code == 403
+        assert "SignatureDoesNotMatch" in elsewhere.text
