@@ -57,6 +57,9 @@ class BenchConfig:
     replay_timeout_s: float
     profile: bool
     """Record py-spy profiles of the services during dispatch and pipeline."""
+    broker_requests: bool
+    """Count the requests the brokers answer for genstream's clients in dispatch and pipeline
+    (their request log turned on for the run, which costs the brokers CPU)."""
     run_peer: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,6 +98,7 @@ FULL = BenchConfig(
     replay_users=1000,
     replay_timeout_s=900.0,
     profile=False,
+    broker_requests=False,
     run_peer=True,
 )
 
@@ -143,6 +147,8 @@ def from_environment(environ: dict[str, str] | None = None) -> BenchConfig:
         overrides["replay_events"] = int(env["BENCH_REPLAY_EVENTS"])
     if "BENCH_PROFILE" in env:
         overrides["profile"] = _flag(env["BENCH_PROFILE"])
+    if "BENCH_BROKER_REQUESTS" in env:
+        overrides["broker_requests"] = _flag(env["BENCH_BROKER_REQUESTS"])
     if "BENCH_PEER" in env:
         overrides["run_peer"] = _flag(env["BENCH_PEER"])
     return dataclasses.replace(config, **overrides)

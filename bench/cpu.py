@@ -5,7 +5,8 @@ named processes (a service the benchmark started, keeping its children: uvicorn'
 Celery's pool), or else what it runs (the Kafka broker, PostgreSQL, MinIO, Redis), or
 ``other``. A run's figure for a component is the user + system CPU its processes used
 between two samples; a process that exits between them is missed, as is what one starts
-and ends in between (short-lived, so little).
+and ends in between (short-lived, so little). ``total`` adds up every component but the
+benchmark's own (``bench``), which is reported on its own.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["CpuSample", "component_of", "cpu_ms_per_job", "sample"]
+__all__ = ["OWN", "TOTAL", "CpuSample", "component_of", "cpu_ms_per_job", "sample", "with_total"]
 
 _PROC: Final = Path("/proc")
 _TICKS_PER_S: Final = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+OWN: Final = "bench"
+"""The component of the benchmark's own processes (its clients, its probe)."""
+TOTAL: Final = "total"
 _COMMANDS: Final = {
     "java": "kafka",
     "postgres": "postgres",
@@ -95,3 +99,11 @@ def cpu_ms_per_job(before: CpuSample, after: CpuSample, jobs: int) -> dict[str, 
         return {}
     per_job = {name: round(ticks * 1000 / _TICKS_PER_S / jobs, 3) for name, ticks in totals.items()}
     return dict(sorted(per_job.items(), key=lambda item: -item[1]))
+
+
+def with_total(per_job: Mapping[str, float]) -> dict[str, float]:
+    """``per_job`` and its ``total``: every component's CPU a job but the benchmark's own."""
+    if not per_job:
+        return {}
+    total = sum(ms for name, ms in per_job.items() if name not in (OWN, TOTAL))
+    return {**per_job, TOTAL: round(total, 3)}

@@ -2,7 +2,11 @@
 (``bench.<run>.``), PostgreSQL schema and consumer groups, next to whatever else runs.
 
 The API is uvicorn with several workers (``bench.api_app``); the stream processors and the
-synthetic workers are the shipped entry points with a topic prefix. ``BENCH_API_APP``,
+synthetic workers are the shipped entry points with a topic prefix. Each process names its
+Kafka clients ``bench-<run>.<process kind>.<client id>`` (``api``, ``processors``,
+``worker``, and ``bench`` for the benchmark's own), so the brokers can tell the run's
+requests from anyone else's; the workers export their metrics on ports of their own, which
+the benchmark reads job control's count of records from (``kafka_meter``). ``BENCH_API_APP``,
 ``BENCH_PROCESSORS_MODULE`` and ``BENCH_WORKER_MODULE`` name other entry points, to measure
 a proposed change against the same workloads before it is made. Users are PostgreSQL
 rows with API keys (pro users, who submit over HTTP) and accounts in the processors, given
@@ -27,7 +31,10 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import insert, text
 
 from api.auth.tokens import digest
-from bench.procs import Processes, wait_until
+from bench.genstream_meter import RunNames, genstream_meter
+from bench.meter import KafkaMeter
+from bench.procs import Processes, free_port, wait_until
+from bench.requests import RequestLog, local_request_log
 from bench.system import Endpoint, JobSpec
 from bench.watch import LifecycleClock
 from contracts import (
@@ -44,7 +51,7 @@ from contracts import (
 )
 from genstream.db import sync_engine, upgrade
 from genstream.db.models import ApiKey, User
-from genstream.kafka import delete_groups, delete_topics, ensure_topics
+from genstream.kafka import KafkaSettings, delete_groups, delete_topics, ensure_topics
 from genstream.kafka.admin import admin_client
 from genstream.settings import StackSettings
 from gpu_consumers.topology import WorkerTopology
@@ -85,6 +92,7 @@ class GenstreamSystem:
         users: int,
         api_port: int,
         api_workers: int,
+        count_requests: bool = False,
     ) -> None:
         self.stack = stack
         self.prefix = f"bench.{run_id}."
@@ -98,8 +106,14 @@ class GenstreamSystem:
         self.workers_topology = WorkerTopology(Workload.SYNTHETIC, prefix=self.prefix)
         self.sink = self.topology.requested.prefixed("sink.")
         self.processes = Processes(self.run_dir / "logs")
-        self.producer = EventProducer(settings=stack.kafka)
-        self.clock = LifecycleClock(stack.kafka, self.topology.lifecycle, f"bench-clock-{run_id}")
+        self.client_tag = f"bench-{run_id}"
+        self.kafka = self.clients("bench")
+        self.producer = EventProducer(settings=self.kafka)
+        self.clock = LifecycleClock(self.kafka, self.topology.lifecycle, f"bench-clock-{run_id}")
+        self.count_requests = count_requests
+        self._request_log: RequestLog | None = None
+        self._meter: KafkaMeter | None = None
+        self._metrics_ports: dict[str, int] = {}
         self.pro_users = [str(uuid.uuid4()) for _ in range(users)]
         self.free_users = [str(uuid.uuid4()) for _ in range(users)]
         self.tokens: list[str] = []
@@ -118,6 +132,10 @@ class GenstreamSystem:
         ensure_topics(self.stack.kafka, self.topics)
         upgrade(self.stack.pg, schema=self.schema)
         self.tokens = self.add_api_users(self.pro_users)
+        if self.count_requests:
+            self._request_log = local_request_log(self.stack.kafka)
+            if self._request_log is not None:
+                self._request_log.enable()
         if services:
             self._start_services()
 
@@ -135,6 +153,7 @@ class GenstreamSystem:
                 "GENSTREAM_PROCESSORS_TOPIC_PREFIX": self.prefix,
                 "GENSTREAM_PROCESSORS_DATA_DIR": str(self.run_dir / "processors"),
                 "GENSTREAM_PROCESSORS_CATALOG": str(catalog),
+                "GENSTREAM_KAFKA__CLIENT_ID": self.clients("processors").client_id,
             },
         )
         self.clock.start()
@@ -186,7 +205,7 @@ class GenstreamSystem:
                 )
                 expected[user_id] = (plan.value, key)
         self.producer.flush()
-        reader = Consumer(self.stack.kafka.librdkafka(**{"group.id": f"{self.app_id}-reader"}))
+        reader = Consumer(self.kafka.librdkafka(**{"group.id": f"{self.app_id}-reader"}))
         reader.assign(
             [TopicPartition(changelog, p, 0) for p in range(self.topology.plans.partitions)]
         )
@@ -220,6 +239,8 @@ class GenstreamSystem:
         self.processes.stop()
         self.clock.stop()
         self.producer.close()
+        if self._request_log is not None:
+            self._request_log.restore()
         client = admin_client(self.stack.kafka)
         ours = (self.prefix, self.app_id, self.sink.name)
         delete_topics(
@@ -266,6 +287,7 @@ class GenstreamSystem:
                 "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
                 "GENSTREAM_JOBS__REQUESTED_TOPIC": topic.name,
                 "GENSTREAM_READS__PROGRESS_TOPIC": self.workers_topology.progress.name,
+                "GENSTREAM_KAFKA__CLIENT_ID": self.clients("api").client_id,
                 "BENCH_PG_SCHEMA": self.schema,
             },
         )
@@ -294,6 +316,7 @@ class GenstreamSystem:
         self.stop_workers()
         for index in range(count):
             name = f"worker-{index}"
+            self._metrics_ports[name] = free_port()
             self.processes.python(
                 name,
                 ["-m", os.environ.get("BENCH_WORKER_MODULE", "gpu_consumers.main")],
@@ -303,6 +326,8 @@ class GenstreamSystem:
                     "GENSTREAM_WORKER_TOPIC_PREFIX": self.prefix,
                     "GENSTREAM_WORKER_WORK_DIR": str(self.run_dir / f"work-{index}"),
                     "GENSTREAM_WORKER_DEVICE": "cpu",
+                    "GENSTREAM_WORKER_METRICS_PORT": str(self._metrics_ports[name]),
+                    "GENSTREAM_KAFKA__CLIENT_ID": self.clients("worker").client_id,
                 },
             )
             self._worker_names.append(name)
@@ -325,6 +350,7 @@ class GenstreamSystem:
     def stop_workers(self) -> None:
         self.processes.stop(self._worker_names)
         self._worker_names = []
+        self._metrics_ports = {}
 
     # -- jobs ------------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[JobSpec]) -> None:
@@ -349,6 +375,29 @@ class GenstreamSystem:
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes.running}
+
+    # -- what the Kafka clients did ----------------------------------------------------------------
+    def clients(self, kind: str) -> KafkaSettings:
+        """The Kafka settings of one kind of the run's processes: the stack's, with a client
+        id that tells the brokers it is this run's and which kind of process it is."""
+        client_id = f"{self.client_tag}.{kind}.{self.stack.kafka.client_id}"
+        return self.stack.kafka.model_copy(update={"client_id": client_id})
+
+    def kafka_meter(self) -> KafkaMeter:
+        if self._meter is None:
+            self._meter = genstream_meter(
+                # Not the run's client id: the meter's own requests are not the run's.
+                self.stack.kafka,
+                names=RunNames(prefix=self.prefix, app_id=self.app_id, clock=self.clock.group),
+                workers=lambda: {
+                    f"{p.name}:{p.pid}": self._metrics_ports[p.name]
+                    for p in self.processes.running
+                    if p.name in self._metrics_ports
+                },
+                requests=self._request_log,
+                client_tag=self.client_tag,
+            )
+        return self._meter
 
 
 def _assigned(log: Path) -> bool:

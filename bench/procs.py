@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["ROOT", "Process", "Processes", "wait_until"]
+__all__ = ["ROOT", "Process", "Processes", "free_port", "wait_until"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -102,3 +103,10 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} within {timeout_s:.0f}s")
         time.sleep(interval_s)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a child process to listen on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

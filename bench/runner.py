@@ -76,6 +76,7 @@ def _genstream(
         users=config.users,
         api_port=int(os.environ.get("BENCH_API_PORT", "18080")),
         api_workers=config.api_workers,
+        count_requests=config.broker_requests,
     )
 
     def hook(label: str, seconds: float) -> None:
@@ -172,6 +173,31 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
         "it moves with the CPU every other figure costs, so compare CPU figures at like probe_ms.",
         "replay: events_per_s counts the events of both topics the rebuild replayed, over the "
         "whole genstream replay rebuild command (start, replay, comparison, exit).",
+        "cpu_ms_per_job.total (dispatch, pipeline): the sum of every component's CPU a job in "
+        "the run (the services, the HTTP submissions' API included, Kafka, PostgreSQL, MinIO, "
+        "Redis and other, whatever else ran on the machine, servers the system does not use "
+        "included) except the benchmark's own processes, which are cpu_ms_per_job.bench; each "
+        "run's total, then the median of the runs. The HTTP load generator exits before a run's "
+        "end and is in neither.",
+        "records_per_job.<group> (genstream's dispatch and pipeline): records each consumer group "
+        "read per job, from its committed offsets per partition before and after the workload "
+        "(list_consumer_group_offsets; both edges once no group's commits have moved for 6 s), "
+        "summed over every partition it committed, "
+        "divided by the jobs handed over (dispatch: warm-up and every run; pipeline: pilot and "
+        "every run), so measured once over the whole workload, without spread. Each record "
+        "counts once however often it was read. genstream-worker-control (job control, which "
+        "commits nothing) is the workers' own count of records read "
+        "(genstream_worker_control_records_total), summed over the workers. services_total adds "
+        "up every reader but the benchmark's clock (bench-clock). The API's progress feed reads "
+        "only while an event stream is open (none is); the projection, webhooks and the outbox "
+        "relay are not run by the benchmark. records has the jobs, whether both edges settled "
+        "and had every group at the end of what it reads, and per job what each group read of "
+        "each topic and what was written to each topic.",
+        "broker_requests_per_job (with BENCH_BROKER_REQUESTS=1 only): the requests the brokers' "
+        "request log (kafka.request.logger at DEBUG for the run) shows for the run's clients, "
+        "all of them, the benchmark's own included, over the same window and jobs as "
+        "records_per_job; broker_requests_per_job.<process kind>.<client id> per client. The "
+        "logging costs the brokers CPU: compare cpu_ms_per_job.kafka only between runs without.",
     ]
     document = build_document(
         config={**config.as_dict(), "run_id": run_id, "logs": str(run_dir)},

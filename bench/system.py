@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bench.meter import KafkaMeter
 from bench.watch import EventClock
 
 __all__ = ["Endpoint", "JobSpec", "System", "Tier"]
@@ -66,4 +67,9 @@ class System(Protocol):
 
     def pids(self) -> dict[str, int]:
         """The running service processes by name."""
+        ...
+
+    def kafka_meter(self) -> KafkaMeter | None:
+        """What the system's Kafka readers read (and the brokers answered) over a window;
+        None where the system has no Kafka."""
         ...

@@ -18,6 +18,7 @@ from typing import Any
 from bench import cpu, speed
 from bench.config import BenchConfig
 from bench.load import LoadRun, run_open_loop
+from bench.meter import KafkaMeter, Mark
 from bench.schedule import open_loop_schedule
 from bench.stats import latency_summary, percentile, spread
 from bench.system import Endpoint, JobSpec, System
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("bench")
+
+_PILOT_JOBS = 200
+"""The pipeline's pilot burst, which sizes the measured ones."""
 
 Run = dict[str, float]
 Hook = Callable[[str, float], None]
@@ -179,6 +183,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
     endpoint = system.start_api(purpose="dispatch")
     runs = []
     dispatched: list[str] = []
+    marked = _mark(system)
     try:
         warm = run_open_loop(
             endpoint,
@@ -187,7 +192,8 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
             connections=64,
             keep_ids=True,
         )
-        system.clock.wait_for("started", [i for i in warm.ids if i], timeout_s=60)
+        dispatched.extend(i for i in warm.ids if i)
+        system.clock.wait_for("started", dispatched, timeout_s=60)
         for repetition in range(config.repetitions):
             if repetition == 0:
                 hook("dispatch", config.dispatch_duration_s)
@@ -219,7 +225,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
                     "submit_p99_ms": percentile(load.ok_latencies, 99),
                     "not_started": float(len(sent) - len(started)),
                     "submit_errors": float(load.errors),
-                    **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
+                    **_cpu_figures(used),
                     **probe,
                 }
             )
@@ -243,6 +249,7 @@ def run_dispatch(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         "rate_per_s": config.dispatch_rate,
         "workers": config.workers,
         **combine(runs, (*keys, *cpu_keys)),
+        **_window_figures(marked, len(dispatched)),
     }
 
 
@@ -261,7 +268,8 @@ def run_pipeline(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
     A pilot burst sizes the measured ones so that each lasts about ``pipeline_seconds``:
     long enough for a steady rate, short enough for a slow system to finish in time.
     """
-    pilot = _pipeline_burst(system, 200, config.pipeline_timeout_s)
+    marked = _mark(system)
+    pilot = _pipeline_burst(system, _PILOT_JOBS, config.pipeline_timeout_s)
     rate = pilot["end_to_end_jobs_per_s"]
     jobs = 200 if math.isnan(rate) else round(rate * config.pipeline_seconds)
     jobs = min(max(jobs, 200), config.pipeline_max_jobs)
@@ -274,7 +282,13 @@ def run_pipeline(system: System, config: BenchConfig, hook: Hook = _no_hook) -> 
         _log.info("%s pipeline: %s", system.name, _brief(runs[-1]))
     keys = ("jobs_per_s", "end_to_end_jobs_per_s", "completed", "handover_s")
     cpu_keys = _cpu_keys(runs)
-    return {"jobs": jobs, "workers": config.workers, **combine(runs, (*keys, *cpu_keys))}
+    return {
+        "jobs": jobs,
+        "workers": config.workers,
+        **combine(runs, (*keys, *cpu_keys)),
+        # The pilot's jobs too: the figures cover the whole workload.
+        **_window_figures(marked, _PILOT_JOBS + jobs * config.repetitions),
+    }
 
 
 def _pipeline_burst(system: System, count: int, timeout_s: float) -> dict[str, float]:
@@ -291,9 +305,40 @@ def _pipeline_burst(system: System, count: int, timeout_s: float) -> dict[str, f
         **_throughput(sorted(done.values()), began),
         "handover_s": handed_over,
         "completed": float(len(done)),
-        **{f"cpu_ms_per_job.{name}": ms for name, ms in used.items()},
+        **_cpu_figures(used),
         **speed.reading(began, time.time()),
     }
+
+
+def _cpu_figures(used: dict[str, float]) -> dict[str, float]:
+    """``cpu_ms_per_job.<component>`` and ``cpu_ms_per_job.total``."""
+    return {f"cpu_ms_per_job.{name}": ms for name, ms in cpu.with_total(used).items()}
+
+
+def _mark(system: System) -> tuple[KafkaMeter, Mark] | None:
+    """The start of a window over which the system's Kafka clients are measured; None
+    where the system has none or the mark failed (the workload goes on without)."""
+    meter = system.kafka_meter()
+    if meter is None:
+        return None
+    try:
+        return meter, meter.mark()
+    except Exception:
+        _log.exception("%s: consumer positions not read; no records_per_job", system.name)
+        return None
+
+
+def _window_figures(marked: tuple[KafkaMeter, Mark] | None, jobs: int) -> dict[str, Any]:
+    """``records_per_job.*`` (and ``broker_requests_per_job*`` where counted) since the mark,
+    over ``jobs`` jobs, once the system has settled."""
+    if marked is None:
+        return {}
+    meter, since = marked
+    try:
+        return meter.figures(since, jobs)
+    except Exception:
+        _log.exception("consumer positions not read; no records_per_job")
+        return {}
 
 
 def _cpu_keys(runs: list[dict[str, float]]) -> list[str]:
@@ -313,7 +358,7 @@ def _named_pids(system: System) -> dict[int, str]:
     """The system's service processes, and this one as ``bench``, for CPU accounting."""
     # Workers "worker-0", "worker-1", ... are summed as one component.
     named = {pid: name.split("-")[0] for name, pid in system.pids().items()}
-    named[os.getpid()] = "bench"
+    named[os.getpid()] = cpu.OWN
     return named
 
 

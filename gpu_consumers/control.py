@@ -30,6 +30,7 @@ from contracts import (
 from contracts.codec import HEADER_TYPE
 from genstream.kafka import KafkaSettings
 from genstream.kafka.records import record_headers
+from gpu_consumers.metrics import CONTROL_RECORDS
 
 __all__ = ["JobControl"]
 
@@ -123,11 +124,14 @@ class JobControl:
             first = self._consumer.poll(0.5)
             if first is None:
                 continue
-            self._take(first)
+            records = int(self._take(first))
             for message in self._consumer.consume(num_messages=500, timeout=0):
-                self._take(message)
+                records += self._take(message)
+            CONTROL_RECORDS.inc(records)
 
-    def _take(self, message: Message) -> None:
+    def _take(self, message: Message) -> bool:
+        """Notes what the message says; False when it is no record (an end of partition, an
+        error)."""
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
@@ -136,20 +140,21 @@ class JobControl:
                     self._caught_up.set()
             else:
                 _log.warning("job control read error: %s", error)
-            return
+            return False
         headers = record_headers(message)
         kind = dict(headers).get(HEADER_TYPE, b"").decode(errors="replace")
         if kind not in _WANTED:
-            return
+            return True
         try:
             data = decode(message.value(), headers).data
         except ContractError:
-            return  # the record's own consumers park it; here it says nothing
+            return True  # the record's own consumers park it; here it says nothing
         with self._lock:
             if isinstance(data, JobCancelRequested):
                 _remember(self._cancel_asked, data.job_id, data.reason or "cancelled")
             elif isinstance(data, JobCancelled | JobCompleted | JobFailed | JobExpired):
                 _remember(self._finished, data.job_id, data.wire_type())
+        return True
 
 
 def _remember(table: OrderedDict[str, str], job_id: str, value: str) -> None:

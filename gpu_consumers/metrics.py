@@ -26,5 +26,9 @@ OUTCOMES = Counter("genstream_worker_jobs_total", "Jobs handled, by how they end
 DEAD_LETTERS = Counter(
     "genstream_worker_dead_letters_total", "Records parked on the dead-letter topic", ["reason"]
 )
+CONTROL_RECORDS = Counter(
+    "genstream_worker_control_records_total",
+    "Records job control read from the lifecycle and command topics (it commits no offsets)",
+)
 GPU_MEMORY = Gauge("genstream_worker_gpu_memory_bytes", "Device memory allocated by the worker")
 GPU_UTILISATION = Gauge("genstream_worker_gpu_utilisation_ratio", "Device utilisation, 0 to 1")

@@ -178,3 +178,7 @@ class PeerSystem:
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes.running}
+
+    def kafka_meter(self) -> None:
+        """Redis has no consumer groups: no records read per job."""
+        return None

@@ -45,3 +45,12 @@ def test_sampling_this_machine_finds_this_process_under_its_name() -> None:
     sampled = cpu.sample({os.getpid(): "bench"})
     assert sampled[os.getpid()][0] == "bench"
     assert all(ticks >= 0 for _, ticks in sampled.values())
+
+
+def test_the_total_adds_every_component_but_the_benchmarks_own() -> None:
+    per_job = {"processors": 4.5, "worker": 3.25, "kafka": 2.0, "bench": 0.7, "other": 0.125}
+    assert cpu.with_total(per_job) == {**per_job, "total": 9.875}
+    assert list(cpu.with_total(per_job))[-1] == "total"
+    # Added once: a total already there is not counted in the next one.
+    assert cpu.with_total(cpu.with_total(per_job))["total"] == 9.875
+    assert cpu.with_total({}) == {}

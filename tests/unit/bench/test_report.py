@@ -112,3 +112,24 @@ def test_table_shows_figures_spread_peer_ratio_and_verdicts() -> None:
     assert "sse.p99_ms_at_10000" in table
     assert "MISSED" in table
     assert "met" in table
+
+
+def test_table_shows_records_per_job_and_the_cpu_total_beside_the_peers() -> None:
+    ours = _ours()
+    ours["pipeline"] = {
+        "jobs_per_s": 1200.0,
+        "cpu_ms_per_job.total": 12.0,
+        "records_per_job.genstream-processors": 9.0,
+        "records": {"jobs": 400, "settled": True},
+    }
+    peer = _peer()
+    peer["pipeline"] = {"jobs_per_s": 600.0, "cpu_ms_per_job.total": 8.0}
+    document = build_document(config={}, machine={}, ours=ours, peer=peer)
+    assert document["ratios"]["pipeline"]["cpu_ms_per_job.total"] == 1.5
+    lines = render_table(document).splitlines()
+    total = next(line for line in lines if line.startswith("pipeline.cpu_ms_per_job.total"))
+    assert total.split()[1:] == ["12", "8", "1.5"]
+    records = next(line for line in lines if line.startswith("pipeline.records_per_job."))
+    assert records.split() == ["pipeline.records_per_job.genstream-processors", "9"]
+    # The details stay in the document.
+    assert not any(line.startswith("pipeline.records ") for line in lines)
