@@ -20,7 +20,7 @@ from api.jobs.validation import (
 )
 from api.problems import Problem, problem_responses
 from api.settings import ApiSettings
-from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested
+from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -103,7 +103,7 @@ async def submit_job(
 def _submitted_response(job_id: str, job_status: str, *, replayed: bool) -> Response:
     # Serialized here, once: returned as a model, FastAPI would validate it again first.
     links = JobLinks.of(job_id)
-    submitted = JobSubmitted(id=job_id, status=job_status, links=links)
+    submitted = JobSubmitted(id=job_id, status=JobStatus(job_status), links=links)
     return Response(
         submitted.model_dump_json(by_alias=True),
         status_code=status.HTTP_200_OK if replayed else status.HTTP_202_ACCEPTED,

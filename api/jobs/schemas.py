@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from contracts import JobType
+from api.jobs.typed import TYPED_JOB_REQUEST
+from contracts import JobStatus, JobType, Tier
 
 
 class JobCreate(BaseModel):
+    """What the route validates first; ``api.jobs.validation.parse_input`` then types
+    ``input`` by ``type``, so that its errors keep their place (``body.input.<field>``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     type: JobType
@@ -18,6 +24,14 @@ class JobCreate(BaseModel):
     """The job type's input; its ``kind`` may be left out."""
     webhook_url: Annotated[str, Field(max_length=2048)] | None = None
     """Called when the job ends; https only in production."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Published as what it accepts once typed: a union over ``type`` of every job
+        # type's request, its input model with limits and defaults.
+        return handler(TYPED_JOB_REQUEST.core_schema)
 
 
 class JobLinks(BaseModel):
@@ -35,7 +49,7 @@ class JobLinks(BaseModel):
 
 class JobSubmitted(BaseModel):
     id: str
-    status: str
+    status: JobStatus
     """``pending`` for a new job; a repeated request gets the job's current status."""
     links: JobLinks
 
@@ -87,10 +101,10 @@ class QueuePublic(BaseModel):
 class JobSummary(BaseModel):
     id: str
     type: JobType
-    status: str
+    status: JobStatus
     created_at: datetime
     updated_at: datetime
-    tier: str | None = None
+    tier: Tier | None = None
     finished_at: datetime | None = None
     error: JobError | None = None
     credits_charged: int | None = None

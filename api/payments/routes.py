@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
@@ -48,6 +48,35 @@ _log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
+def _event_body() -> dict[str, Any]:
+    """The request body as the document declares it: the fields read of a provider event.
+
+    The route reads the raw bytes itself (the signature covers them exactly), so FastAPI
+    never sees a body parameter; the schema is that of ``ProviderEvent``, inlined.
+    """
+    schema = ProviderEvent.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    schema = inline(schema)
+    schema["title"] = "PaymentProviderEvent"
+    schema["properties"]["data"]["title"] = "PaymentProviderEventData"
+    schema["description"] = (
+        "A Stripe-compatible event, signed in the ``Stripe-Signature`` header; fields other "
+        "than these are accepted and ignored."
+    )
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 class WebhookReceipt(BaseModel):
     received: bool = True
     duplicate: bool = False
@@ -61,6 +90,7 @@ class WebhookReceipt(BaseModel):
     operation_id="payments_webhook",
     response_model_exclude_none=True,
     summary="Receive a payment provider event (Stripe-compatible signature)",
+    openapi_extra={"requestBody": _event_body()},
     responses=problem_responses(
         413,
         422,

@@ -7,10 +7,15 @@ what they must do. No request may end in a 5xx, and every answer must be one the
 declares: its status, its content type, its body. The event streams are the exception for
 bodies: a 200 there is an endless ``text/event-stream``, so only its status and content type
 are checked before it is closed.
+
+Job submissions are also fuzzed one job type at a time, each with valid requests of its own
+variant of the typed body, so that every input model's limits and defaults are exercised;
+the jobs the server accepted must hold inputs their type's model decodes.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,12 +32,14 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CHECKS as CHECKS_REGISTRY
 from schemathesis.checks import load_all_checks
 from schemathesis.core.result import Ok
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.settings import ApiSettings, RateLimitSettings
-from contracts import TopicSpec
+from contracts import TopicSpec, input_model_for
 from genstream.db import async_engine, sync_engine
+from genstream.db.models import Job
 from genstream.settings import StackSettings
 from producers import EventProducer
 from tests.integration.api.accounts import PASSWORD, bearer
@@ -41,6 +48,10 @@ from tests.integration.api.live import isolated_settings, serve
 
 STREAMS: Final = frozenset({"/v1/events", "/v1/jobs/{job_id}/events"})
 """Operations whose 200 is an endless event stream."""
+SUBMIT: Final = ("/v1/jobs", "post")
+ACCEPTED_TYPES: Final = frozenset({"synthetic", "audio.speech", "image.generate"})
+"""Job types a valid request of which the fuzzing user can have accepted: no upload to name,
+no plan limit the schema cannot state."""
 _TIMEOUT_S: Final = 30.0
 CHECKS: Final = (
     "not_a_server_error",
@@ -80,6 +91,7 @@ _EXAMPLES: Final = settings(
 @dataclass(frozen=True, slots=True)
 class Target:
     base_url: str
+    user_id: str
     email: str
     headers: dict[str, str]
     """The user's bearer token, of a session that stays open for the whole run."""
@@ -142,7 +154,7 @@ def target(
             "key_id": [key.json()["id"]],
         }
         document = httpx.get(f"{url}/openapi.json").json()
-        yield Target(url, email, headers, resources, session, document)
+        yield Target(url, me.json()["id"], email, headers, resources, session, document)
 
 
 def _seed(engine: Engine, user_id: str) -> list[str]:
@@ -161,7 +173,7 @@ def _seed(engine: Engine, user_id: str) -> list[str]:
     return [done.job_id, waiting.job_id]
 
 
-def test_no_operation_fails_or_breaks_its_contract(target: Target) -> None:
+def test_no_operation_fails_or_breaks_its_contract(target: Target, schema_engine: Engine) -> None:
     schema = schemathesis.openapi.from_dict(target.document, config=_CONFIG)
     operations = []
     for result in schema.get_all_operations():
@@ -182,6 +194,21 @@ def test_no_operation_fails_or_breaks_its_contract(target: Target) -> None:
     assert not failures, "\n\n".join(failures)
     # The run was made by a signed-in user to the end: no answer was a 401 by accident.
     assert httpx.get(f"{target.base_url}/v1/me", headers=target.headers).status_code == 200
+    _typed_jobs_were_accepted(schema_engine, target)
+
+
+def _typed_jobs_were_accepted(engine: Engine, target: Target) -> None:
+    """The typed fuzzing reached the broker, and what it stored is what the models accept."""
+    seeded = set(target.resources["job_id"])
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Job.id, Job.type, Job.input).where(Job.user_id == uuid.UUID(target.user_id))
+        ).all()
+    accepted = [(kind, job_input) for job_id, kind, job_input in rows if job_id not in seeded]
+    for job_type, job_input in accepted:
+        input_model_for(job_type).model_validate(job_input)
+    assert {job_type for job_type, _ in accepted} >= {"synthetic"}, accepted
+    assert len({job_type for job_type, _ in accepted} & ACCEPTED_TYPES) >= 2, accepted
 
 
 def _strategies(
@@ -197,6 +224,23 @@ def _strategies(
         for value in target.resources[parameter.name]:
             fixed = {parameter.name: value}
             yield f"own {parameter.name}", operation.as_strategy(path_parameters=fixed)
+    if (operation.path, operation.method.lower()) == SUBMIT:
+        yield from _typed_submissions(target)
+
+
+def _typed_submissions(target: Target) -> Iterator[tuple[str, SearchStrategy[Case]]]:
+    """Valid requests of each job type's variant alone: the whole union leaves most types
+    a few examples each."""
+    path, method = SUBMIT
+    body = target.document["paths"][path][method]["requestBody"]["content"]["application/json"]
+    union = target.document["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    for job_type, variant in union["discriminator"]["mapping"].items():
+        narrowed = copy.deepcopy(target.document)
+        narrowed["paths"][path][method]["requestBody"]["content"]["application/json"] = {
+            "schema": {"$ref": variant}
+        }
+        operation = schemathesis.openapi.from_dict(narrowed, config=_CONFIG)[path][method.upper()]
+        yield f"typed {job_type}", operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
 
 
 def _fuzz(operation: APIOperation, cases: SearchStrategy[Case], target: Target) -> None:
