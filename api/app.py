@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from api.auth.key_cache import ApiKeyCache
 from api.auth.key_revocations import watch_revocations
 from api.body_limit import BodyLimitMiddleware
+from api.cors import install_cors
 from api.events import EventHub, download_links
 from api.health import router as health_router
 from api.jobs.recorder import JobRecorder
@@ -22,6 +23,7 @@ from api.problems import install_problem_handlers
 from api.ratelimit import RateLimiter
 from api.routers import ROUTERS
 from api.settings import ApiSettings
+from api.web_app import mount_web_app
 from producers import EventProducer
 
 
@@ -106,6 +108,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    mount_web_app(app, settings)
+    install_cors(app, settings.api.cors_origins)
     for router in ROUTERS:
         app.include_router(router)
     return app

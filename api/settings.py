@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -16,6 +17,7 @@ from genstream.settings import settings_config
 from genstream.storage import S3Settings
 
 _MIN_SECRET_BYTES = 32
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:]+\](:[0-9]{1,5})?")
 
 
 class HttpSettings(BaseModel):
@@ -35,6 +37,22 @@ class HttpSettings(BaseModel):
         for entry in value:
             # uvicorn would take a typo for a name that never matches, silently.
             ipaddress.ip_network(entry, strict=False)
+        return value
+
+    cors_origins: tuple[str, ...] = ()
+    """Origins (``https://app.example.com``) whose browser pages may call the API and open its
+    event streams; preflight requests from them are answered. Empty: no CORS headers, so
+    browsers allow only pages of the API's own origin (the web app it serves)."""
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            # An origin is compared with the browser's Origin header as a string: anything
+            # but scheme://host[:port] (a path, a trailing slash, "*") would never match, or
+            # would match everyone.
+            if not _ORIGIN.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not an origin such as https://app.example.com")
         return value
 
     docs_enabled: bool | None = None

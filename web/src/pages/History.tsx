@@ -1,0 +1,112 @@
+import { useEffect, useState } from "preact/hooks";
+import { call } from "../api";
+import { JOB_TYPES } from "../schema";
+import type { JobPage } from "../types";
+
+const STATUSES = ["pending", "accepted", "queued", "running", "completed", "failed", "cancelled", "rejected", "expired"];
+const PAGE = 20;
+
+/** The caller's jobs, newest first, filtered by status and type, a page at a time. */
+export function History() {
+  const [status, setStatus] = useState("");
+  const [type, setType] = useState("");
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const [page, setPage] = useState<JobPage | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const cursor = cursors[cursors.length - 1];
+
+  useEffect(() => {
+    const query = new URLSearchParams({ limit: String(PAGE) });
+    if (status) query.set("status", status);
+    if (type) query.set("type", type);
+    if (cursor) query.set("cursor", cursor);
+    call<JobPage>(`/v1/jobs?${query}`)
+      .then((answer) => {
+        setPage(answer);
+        setError(null);
+      })
+      .catch((failure: Error) => setError(failure.message));
+  }, [status, type, cursor]);
+
+  const filter = (apply: () => void) => {
+    apply();
+    setCursors([null]);
+  };
+
+  return (
+    <section>
+      <h1>History</h1>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <div class="field">
+          <label for="filter-status">Status</label>
+          <select id="filter-status" value={status} onChange={(e) => filter(() => setStatus(e.currentTarget.value))}>
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="filter-type">Type</label>
+          <select id="filter-type" value={type} onChange={(e) => filter(() => setType(e.currentTarget.value))}>
+            <option value="">any</option>
+            {JOB_TYPES.map((t) => (
+              <option value={t}>{t}</option>
+            ))}
+          </select>
+        </div>
+      </form>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {page && page.jobs.length === 0 && <p>No jobs match.</p>}
+      {page && page.jobs.length > 0 && (
+        <div class="table">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Job</th>
+                <th scope="col">Type</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Credits</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.jobs.map((job) => (
+                <tr>
+                  <td>
+                    <a href={`/jobs/${job.id}`}>{job.id}</a>
+                  </td>
+                  <td>{job.type}</td>
+                  <td>
+                    <span class={`badge ${job.status}`}>{job.status}</span>
+                  </td>
+                  <td>
+                    <time dateTime={job.created_at}>{new Date(job.created_at).toLocaleString()}</time>
+                  </td>
+                  <td>{job.credits_charged ?? "—"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <nav class="pager" aria-label="Pages of jobs">
+        <button type="button" class="secondary" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Newer
+        </button>
+        <button
+          type="button"
+          class="secondary"
+          disabled={!page?.next_cursor}
+          onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}
+        >
+          Older
+        </button>
+      </nav>
+    </section>
+  );
+}
