@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the stack and the tests need, each step only when missing:
-# the Python environment, Kafka's jars (Maven Central), MinIO (go install), PostgreSQL (Debian).
-# Usage: infra/setup.sh [python|kafka|s3|postgres|all]
+# the Python environment, Kafka's jars (Maven Central), MinIO (go install), PostgreSQL (Debian),
+# the web app (npm) and Chromium for the browser tests (Debian).
+# Usage: infra/setup.sh [python|kafka|s3|postgres|web|chromium|all]
 source "$(dirname "$0")/lib.sh"
 
 setup_python() {
@@ -75,11 +76,47 @@ setup_postgres() {
   pg_bin initdb >/dev/null || die "PostgreSQL installed but initdb not found"
 }
 
+# The web app (web/): npm ci and a Vite build into web/dist, which the API serves; again only
+# when its sources, its lock file or the job schemas it builds forms from changed.
+setup_web() {
+  need_cmd npm "the web app is built with Node.js 20.19+ and npm (apt-get install nodejs npm)"
+  local web="$GENSTREAM_ROOT/web" stamp="$GENSTREAM_ROOT/web/dist/.genstream-built" hash
+  hash=$(cd "$GENSTREAM_ROOT" && find web/src web/public web/package.json web/package-lock.json \
+      web/index.html web/vite.config.ts web/tsconfig.json \
+      contracts/schemas/genstream.job.requested.v1.json -type f -print0 \
+    | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  if [[ -f $stamp && $(cat "$stamp") == "$hash" ]]; then
+    return 0
+  fi
+  log "web: installing the app's packages (npm ci) and building it (Vite) into web/dist"
+  local web_log="$GENSTREAM_LOG_DIR/web-build.log"
+  (cd "$web" && export npm_config_cache="$GENSTREAM_CACHE_DIR/npm" \
+    && npm ci --no-audit --no-fund --loglevel=error && npm run build) >"$web_log" 2>&1 \
+    || die_with_log "$web_log" "building the web app failed"
+  echo "$hash" >"$stamp"
+}
+
+# Debian's Chromium, which the browser tests drive (tests/browser); never a downloaded one.
+setup_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    return 0
+  fi
+  need_cmd apt-get "Chromium for the browser tests is installed from Debian's packages"
+  log "chromium: installing Chromium from Debian's packages (for the browser tests)"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    || die "apt-get install chromium failed"
+}
+
 case "${1:-all}" in
   python) setup_python ;;
   kafka) setup_kafka ;;
   s3) setup_s3 ;;
   postgres) setup_postgres ;;
-  all) setup_python; setup_kafka; setup_postgres; setup_s3 ;;
-  *) die "usage: $0 [python|kafka|s3|postgres|all]" ;;
+  web) setup_web ;;
+  chromium) setup_chromium ;;
+  all) setup_python; setup_kafka; setup_postgres; setup_s3; setup_web; setup_chromium ;;
+  *) die "usage: $0 [python|kafka|s3|postgres|web|chromium|all]" ;;
 esac
