@@ -133,6 +133,60 @@ def _replay_rebuild(args: argparse.Namespace) -> int:
     return 1 if report.differences else 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from contracts.catalog import load_catalog
+    from genstream.db import sync_engine
+    from genstream.status_screen import render_status
+    from genstream.system_status import StatusScope, collect_status
+
+    settings = StackSettings()
+    engine = sync_engine(settings.pg)
+    scope = StatusScope(topic_prefix=args.topic_prefix)
+    try:
+        while True:
+            with engine.connect() as connection:
+                status = collect_status(
+                    kafka=settings.kafka, connection=connection, scope=scope, catalog=load_catalog()
+                )
+            if args.json:
+                print(json.dumps(status.model_dump(mode="json"), indent=2))
+            else:
+                if args.watch:
+                    print("\033[H\033[2J", end="")  # clear the terminal between refreshes
+                print(render_status(status), flush=True)
+            if not args.watch:
+                return 0 if status.healthy else 1
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _admin_grant(args: argparse.Namespace) -> int:
+    from sqlalchemy import update
+
+    from genstream.db import sync_engine
+    from genstream.db.models import User
+
+    engine = sync_engine(StackSettings().pg)
+    try:
+        with engine.begin() as connection:
+            changed = connection.execute(
+                update(User).where(User.email == args.email.strip().lower()).values(role=args.role)
+            ).rowcount
+    finally:
+        engine.dispose()
+    if not changed:
+        print(f"no account with the email {args.email!r}", file=sys.stderr)
+        return 2
+    print(f"{args.email}: role {args.role}")
+    return 0
+
+
 def _positive(text: str) -> int:
     number = int(text)
     if number < 1:
@@ -211,6 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes replaying shares of the partitions (default: one per core)",
     )
     rebuilt.set_defaults(handler=_replay_rebuild)
+    status = commands.add_parser(
+        "status", help="is it healthy: services, tiers, groups, dead letters, credits"
+    )
+    status.add_argument("--json", action="store_true", help="the snapshot as JSON, for scripts")
+    status.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted"
+    )
+    status.add_argument("--topic-prefix", default="", help="topics under this prefix")
+    status.set_defaults(handler=_status)
+    admin = commands.add_parser("admin", help="operators' accounts").add_subparsers(
+        dest="admin_command", required=True
+    )
+    grant = admin.add_parser("grant", help="make the account with this email an admin")
+    grant.add_argument("email")
+    grant.set_defaults(handler=_admin_grant, role="admin")
+    revoke = admin.add_parser("revoke", help="make an admin an ordinary user again")
+    revoke.add_argument("email")
+    revoke.set_defaults(handler=_admin_grant, role="user")
     return parser
 
 

@@ -67,6 +67,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     """Argon2id; ``None`` for users who only sign in through OIDC."""
     plan: Mapped[str] = mapped_column(String(16), nullable=False, default="FREE")
+    role: Mapped[str] = mapped_column(String(16), nullable=False, server_default="user")
+    """``user``, or ``admin`` for operators (``genstream admin grant``)."""
     oidc_issuer: Mapped[str | None] = mapped_column(String(512))
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = _created_at()

@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from contracts import TopicSpec
 from genstream.db import sync_engine
+from genstream.db.models import User as UserRow
 from genstream.db.read_model import JobEventRow
 from genstream.settings import StackSettings
 from tests.integration.api.accounts import app_client, bearer, login, register
@@ -124,6 +125,19 @@ async def _webhook_secret(world: World) -> None:
     assert again == alices
 
 
+async def _admin_status(world: World) -> None:
+    assert (await world.api.get("/v1/admin/status")).status_code == 401
+    refused = await world.api.get("/v1/admin/status", headers=world.bob.headers)
+    assert refused.status_code == 403, refused.text
+    with Session(world.engine) as session, session.begin():
+        session.execute(update(UserRow).where(UserRow.id == world.bob.id).values(role="admin"))
+    served = await world.api.get("/v1/admin/status", headers=world.bob.headers)
+    assert served.status_code == 200, served.text
+    assert served.json()["reserved_credits"] >= 0
+    # Alice is still no operator.
+    assert (await world.api.get("/v1/admin/status", headers=world.alice.headers)).status_code == 403
+
+
 async def _logout(world: World) -> None:
     assert (await world.api.post("/v1/auth/logout", headers=world.bob.headers)).status_code == 204
     assert (await world.api.get("/v1/me", headers=world.alice.headers)).status_code == 200
@@ -139,6 +153,7 @@ UNOWNED: Final[dict[Route, Check | str]] = {
     ("POST", "/v1/auth/oidc"): "the identity provider's ID token is the credential",
     ("POST", "/v1/webhooks/payments"): "the payment provider's; its signature is the credential",
     ("POST", "/v1/auth/logout"): _logout,
+    ("GET", "/v1/admin/status"): _admin_status,
     ("GET", "/v1/me"): _me,
     ("GET", "/v1/api-keys"): _api_keys,
     ("POST", "/v1/api-keys"): _api_keys,
