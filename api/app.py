@@ -17,6 +17,7 @@ from api.cors import install_cors
 from api.events import EventHub, download_links
 from api.health import router as health_router
 from api.jobs.recorder import JobRecorder
+from api.jobs.waiting import JobWaiters
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.problems import install_problem_handlers
@@ -60,6 +61,10 @@ def create_app(
         concurrency=settings.jobs.write_concurrency,
     )
 
+    waiters = JobWaiters(
+        engine=engine, capacity=settings.jobs.wait_capacity, poll_s=settings.jobs.wait_poll_s
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Everything alive once the app is built (modules, models, schemas: most of the
@@ -78,6 +83,7 @@ def create_app(
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
         await recorder.close()
+        await waiters.close()
         await event_hub.close()
         if dispose_engine:
             await engine.dispose()
@@ -102,6 +108,7 @@ def create_app(
     app.state.stream_sessions = async_sessionmaker(streams, expire_on_commit=False)
     app.state.rate_limiter = RateLimiter(engine=engine)
     app.state.job_recorder = recorder
+    app.state.job_waiters = waiters
     app.state.api_key_cache = api_key_cache
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware)

@@ -134,6 +134,14 @@ class JobsSettings(BaseModel):
     write_concurrency: int = Field(default=2, ge=1, le=32)
     """Statements of each kind (new rows, acknowledgements) one process runs at a time;
     submissions that arrive meanwhile wait and go together in the next one."""
+    wait_max_s: int = Field(default=60, ge=0, le=60)
+    """The longest ``Prefer: wait`` a submission is held for its job's end (``wait`` alone
+    asks for this, ``wait=N`` is capped at it); 0 ignores the preference."""
+    wait_capacity: int = Field(default=1000, ge=1, le=100_000)
+    """Submissions one process holds waiting at once; past it, they answer 202 at once."""
+    wait_poll_s: float = Field(default=2.0, gt=0, le=60)
+    """How often a process reads the status of every waited job, for ends whose
+    notification it missed."""
 
 
 class UploadsSettings(BaseModel):

@@ -28,10 +28,11 @@ from api.jobs.schemas import (
 )
 from api.pagination import decode_time_cursor, encode_time_cursor
 from api.problems import Problem, not_found, problem_responses
+from api.settings import ApiSettings
 from contracts import JobStatus, JobType
 from genstream.db.models import Job
 
-__all__ = ["JobId", "own_job", "router"]
+__all__ = ["JobId", "job_public", "own_job", "router"]
 
 _NUMBER: Final = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 
@@ -147,11 +148,15 @@ async def list_jobs(
 async def get_job(
     job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> JobPublic:
-    job = await own_job(session, user.id, job_id)
+    return await job_public(session, settings, await own_job(session, user.id, job_id))
+
+
+async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> JobPublic:
+    """The job as ``GET /v1/jobs/{id}`` shows it: download links signed, queue estimated."""
     outputs = job.outputs or []
     preview = job.preview
     keys = [output["key"] for output in outputs] + ([preview["key"]] if preview else [])
-    signed = await sign_downloads(settings, user_id=str(user.id), job_id=job.id, keys=keys)
+    signed = await sign_downloads(settings, user_id=str(job.user_id), job_id=job.id, keys=keys)
     queue = None
     if job.status == JobStatus.QUEUED and job.tier is not None and job.queued_at is not None:
         estimate = await estimate_queue(

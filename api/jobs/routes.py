@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Request, Response, status
 from api.auth.principal import CurrentCaller, CurrentUser
 from api.deps import SessionDep, SettingsDep
 from api.jobs.events import SOURCE, ProducerDep, emit, get_producer, requested_topic
-from api.jobs.reads import JobId, own_job
-from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobSubmitted
+from api.jobs.prefer import wait_seconds
+from api.jobs.reads import JobId, job_public, own_job
+from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobPublic, JobSubmitted
 from api.jobs.submission import JobRequest, submit
 from api.jobs.validation import (
     InvalidRequestError,
@@ -18,9 +19,11 @@ from api.jobs.validation import (
     parse_input,
     request_hash,
 )
+from api.jobs.waiting import JobWaiters
 from api.problems import Problem, problem_responses
 from api.settings import ApiSettings
 from contracts import TERMINAL_STATUSES, Envelope, JobCancelRequested, JobStatus
+from genstream.db.models import Job
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -38,6 +41,17 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+Prefer = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        max_length=200,
+        description="`wait` or `wait=N` (seconds, at most 60): answer 201 with the finished "
+        "job if it ends within that time, else 202 as without it (RFC 7240). "
+        "`Preference-Applied` tells the wait that was granted.",
+    ),
+]
+
 
 @router.post(
     "/jobs",
@@ -50,6 +64,10 @@ IdempotencyKey = Annotated[
             "model": JobSubmitted,
             "description": "The job an earlier request with this key made",
         },
+        201: {
+            "model": JobPublic,
+            "description": "With `Prefer: wait`: the job, which ended within the wait",
+        },
         **problem_responses(400, 401, 404, 409, 413, 422, 503),
     },
 )
@@ -58,6 +76,7 @@ async def submit_job(
     caller: CurrentCaller,
     request: Request,
     idempotency_key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> Response:
     # The busiest route takes its collaborators from the app itself: each FastAPI
     # dependency costs every request a resolution, and the session is opened only by the
@@ -97,17 +116,46 @@ async def submit_job(
         caller=caller,
         request=job_request,
     )
-    return _submitted_response(submitted.job.id, submitted.job.status, replayed=submitted.replayed)
+    wait_s = wait_seconds(prefer, longest_s=settings.jobs.wait_max_s)
+    headers: dict[str, str] = {}
+    if wait_s is not None and not submitted.replayed:
+        waiters: JobWaiters = state.job_waiters
+        ended = await waiters.wait(
+            user_id=str(caller.user_id), job_id=submitted.job.id, timeout_s=wait_s
+        )
+        if ended is not None:
+            headers["Preference-Applied"] = f"wait={wait_s}"
+        if ended:
+            return await _finished_response(request, submitted.job.id, headers)
+    return _submitted_response(
+        submitted.job.id, submitted.job.status, replayed=submitted.replayed, headers=headers
+    )
 
 
-def _submitted_response(job_id: str, job_status: str, *, replayed: bool) -> Response:
+def _submitted_response(
+    job_id: str, job_status: str, *, replayed: bool, headers: dict[str, str] | None = None
+) -> Response:
     # Serialized here, once: returned as a model, FastAPI would validate it again first.
     links = JobLinks.of(job_id)
     submitted = JobSubmitted(id=job_id, status=JobStatus(job_status), links=links)
     return Response(
         submitted.model_dump_json(by_alias=True),
         status_code=status.HTTP_200_OK if replayed else status.HTTP_202_ACCEPTED,
-        headers={"Location": links.self_},
+        headers={"Location": links.self_, **(headers or {})},
+        media_type="application/json",
+    )
+
+
+async def _finished_response(request: Request, job_id: str, headers: dict[str, str]) -> Response:
+    state = request.app.state
+    async with state.sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None  # ended jobs are never deleted
+        public = await job_public(session, state.settings, job)
+    return Response(
+        public.model_dump_json(by_alias=True),
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": JobLinks.of(job_id).self_, **headers},
         media_type="application/json",
     )
 

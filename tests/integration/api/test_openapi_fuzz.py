@@ -132,7 +132,9 @@ def target(
     )
     # Out of the way: the fuzzer would spend its examples on 429s (declared, and tested elsewhere).
     unlimited = RateLimitSettings(auth_per_ip=1_000_000, auth_per_account=1_000_000)
-    settings = settings.model_copy(update={"rate_limits": unlimited})
+    # And no submission waits for its end: no worker runs here to end it.
+    no_wait = settings.jobs.model_copy(update={"wait_max_s": 0})
+    settings = settings.model_copy(update={"rate_limits": unlimited, "jobs": no_wait})
     engine = async_engine(settings.pg, schema=pg_schema[1])
     with (
         EventProducer(settings=stack.kafka) as producer,
