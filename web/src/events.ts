@@ -71,8 +71,13 @@ export function followJob(
     for (const name of NAMES) {
       source.addEventListener(name, (message: MessageEvent<string>) => {
         lastId = message.lastEventId || lastId;
-        if (TERMINAL.has(name)) ended = true;
         onEvent({ name, id: message.lastEventId, data: JSON.parse(message.data) });
+        if (TERMINAL.has(name)) {
+          // The job's last event: the server ends the stream, and nothing is left to resume.
+          ended = true;
+          source?.close();
+          onConnection("closed");
+        }
       });
     }
     source.onerror = () => {

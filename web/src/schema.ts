@@ -99,9 +99,14 @@ function form(schema: JsonSchema): JobForm | null {
   const kind = schema.properties?.kind?.const;
   if (typeof kind !== "string") return null;
   const required = new Set(schema.required ?? []);
+  // Exported schemas list properties by name: required ones, then words, then numbers reads
+  // better in a form.
+  const rank = (f: Field) =>
+    (f.required ? 0 : 10) + (f.kind === "upload" ? 0 : f.kind === "longtext" || f.kind === "text" ? 1 : 2);
   const fields = Object.entries(schema.properties ?? {})
     .filter(([name]) => name !== "kind")
-    .map(([name, property]) => field(kind, name, property, required.has(name)));
+    .map(([name, property]) => field(kind, name, property, required.has(name)))
+    .sort((a, b) => rank(a) - rank(b));
   return { type: kind, summary: schema.description ?? kind, fields };
 }
 

@@ -8,7 +8,7 @@ interface Props {
 }
 
 function limits(field: Field): string {
-  const parts: string[] = [];
+  const parts: string[] = field.required ? ["required"] : [];
   if (field.minimum !== undefined && field.maximum !== undefined) {
     parts.push(`${field.minimum}–${field.maximum}`);
   }
@@ -85,7 +85,6 @@ export function FieldInput({ field, value, onChange, onFile }: Props) {
     <div class="field">
       <label for={id}>
         {field.label}
-        {field.required && <span aria-hidden="true"> *</span>}
       </label>
       {control}
       {hint && (

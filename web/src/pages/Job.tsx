@@ -17,10 +17,18 @@ interface View {
   status: string;
   blurhash: string | null;
   preview: string | null;
+  previews: { url: string; step: number }[];
   progress: Progress | null;
   outputs: Output[];
   error: string | null;
 }
+
+const CONNECTION: Record<Connection, string> = {
+  connecting: "connecting…",
+  open: "live",
+  reconnecting: "reconnecting…",
+  closed: "ended",
+};
 
 const ENDED = new Set(["completed", "failed", "cancelled", "rejected", "expired"]);
 
@@ -56,12 +64,16 @@ function apply(view: View, event: StreamEvent): View {
         preview: (data.preview_url as string | null) ?? view.preview,
       };
     }
-    case "job.preview":
+    case "job.preview": {
+      const url = event.data.urls?.[data.preview_key as string];
+      const seen = url === undefined || view.previews.some((p) => p.url === url);
       return {
         ...view,
         blurhash: (data.blurhash as string | null) ?? view.blurhash,
-        preview: event.data.urls?.[data.preview_key as string] ?? view.preview,
+        preview: url ?? view.preview,
+        previews: seen ? view.previews : [...view.previews, { url, step: Number(data.step ?? 0) }],
       };
+    }
     case "job.completed":
       return { ...view, status: "completed", outputs: outputsOf(event) };
     case "job.failed":
@@ -80,13 +92,41 @@ function apply(view: View, event: StreamEvent): View {
   }
 }
 
+interface PictureProps {
+  hash: string | null;
+  src: string | null;
+  alt: string;
+  width: number;
+  height: number;
+}
+
+/** The BlurHash (or a blank of the right shape) at once, and the picture over it once loaded. */
+function Picture({ hash, src, alt, width, height }: PictureProps) {
+  const [loaded, setLoaded] = useState<string | null>(null);
+  return (
+    <div class="picture" style={{ aspectRatio: `${width} / ${height}` }}>
+      {hash ? <BlurHash hash={hash} width={width} height={height} /> : <div class="placeholder" aria-hidden="true" />}
+      {src && (
+        <img
+          src={src}
+          alt={alt}
+          width={width}
+          height={height}
+          class={loaded === src ? "loaded" : "loading"}
+          onLoad={() => setLoaded(src)}
+        />
+      )}
+    </div>
+  );
+}
+
 function Result({ output }: { output: Output }) {
   if (!output.url) return <p>{output.name} ({output.size} bytes)</p>;
   const kind = output.content_type.split("/")[0];
   return (
     <figure class="result">
       {kind === "image" && (
-        <img src={output.url} alt="The generated image" width={output.width ?? undefined} height={output.height ?? undefined} />
+        <Picture hash={output.blurhash} src={output.url} alt="The generated image" width={output.width ?? 1} height={output.height ?? 1} />
       )}
       {kind === "audio" && <audio controls src={output.url} aria-label="The generated audio" />}
       {kind === "video" && <video controls src={output.url} aria-label="The generated video" />}
@@ -106,6 +146,7 @@ export function Job({ id }: { id: string }) {
     status: "pending",
     blurhash: null,
     preview: null,
+    previews: [],
     progress: null,
     outputs: [],
     error: null,
@@ -188,7 +229,7 @@ export function Job({ id }: { id: string }) {
           </span>
         </dd>
         <dt>Stream</dt>
-        <dd data-connection={connection}>{connection}</dd>
+        <dd data-connection={connection}>{CONNECTION[connection]}</dd>
         {job?.credits_charged != null && (
           <>
             <dt>Credits charged</dt>
@@ -221,14 +262,26 @@ export function Job({ id }: { id: string }) {
       {view.error && <p class="error">{view.error}</p>}
       {picture && view.outputs.length === 0 && (
         <div class="canvas" data-testid="picture">
-          {view.preview ? (
-            <img class="preview" src={view.preview} alt="Latest preview of the job" width={width} height={height} />
-          ) : view.blurhash ? (
-            <BlurHash hash={view.blurhash} width={width} height={height} />
-          ) : (
-            <div class="placeholder" style={{ aspectRatio: `${width} / ${height}` }} aria-hidden="true" />
-          )}
+          <Picture
+            hash={view.blurhash}
+            src={view.preview}
+            alt="Latest preview of the job"
+            width={width}
+            height={height}
+          />
         </div>
+      )}
+      {view.previews.length > 0 && (
+        <section aria-labelledby="previews-title">
+          <h2 id="previews-title">Previews</h2>
+          <ol class="previews">
+            {view.previews.map((preview) => (
+              <li>
+                <img class="preview" src={preview.url} alt={`Preview at step ${preview.step}`} width={96} height={Math.round((96 * height) / width)} />
+              </li>
+            ))}
+          </ol>
+        </section>
       )}
       {view.outputs.map((output) => (
         <Result output={output} />
