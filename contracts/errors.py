@@ -7,12 +7,15 @@ apart.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "ContractError",
     "EncodeError",
     "HeaderMismatchError",
     "InvalidEventError",
     "InvalidTraceparentError",
+    "JobErrorCode",
     "MalformedEventError",
     "RoutingError",
     "UnknownEventType",
@@ -61,3 +64,28 @@ class InvalidTraceparentError(ContractError, ValueError):
 
 class RoutingError(ContractError):
     """An event was about to be written to a topic that does not carry it."""
+
+
+class JobErrorCode(StrEnum):
+    """The ``error_code`` a worker writes on ``job.failed`` and ``job.retried``.
+
+    ``error_code`` itself stays a free-form string on the wire, so a reader meets codes
+    added later without failing; these are the ones workers write today.
+    """
+
+    PERMANENT_ERROR = "permanent_error"
+    """The input or the model cannot run the job; no retry would help."""
+    TRANSIENT_ERROR = "transient_error"
+    """A passing failure (the store, the device); the job is retried."""
+    INTERNAL_ERROR = "internal_error"
+    """An error nobody classified; the job is retried."""
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    """The last attempt of a retried job failed too."""
+    TIMEOUT = "timeout"
+    """The job ran past its job type's wall-clock limit."""
+    MEMORY_LIMIT = "memory_limit"
+    """The job's process went past the per-job memory ceiling and was stopped."""
+    OUTPUT_LIMIT = "output_limit"
+    """The model produced more output (seconds of audio, frames) than the job may have."""
+    CONTENT_FILTERED = "content_filtered"
+    """The deployment's safety checker withheld the result."""

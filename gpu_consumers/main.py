@@ -8,14 +8,12 @@ from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
-from contracts import JobType
 from genstream.kafka.deadletter import DeadLetters
 from genstream.logs import configure_logging
 from genstream.signals import stop_on_signals
 from gpu_consumers.control import JobControl
 from gpu_consumers.gpu_stats import GpuStats
-from gpu_consumers.model_cache import ModelCache, ModelKey
-from gpu_consumers.pipelines.base import Pipeline
+from gpu_consumers.hosting import worker_pipelines
 from gpu_consumers.retry_relay import RETRY_RELAY_GROUP, RetryRelay
 from gpu_consumers.runner import JobRunner
 from gpu_consumers.settings import WorkerSettings
@@ -25,23 +23,6 @@ from gpu_consumers.worker import Worker
 from producers import EventProducer
 
 _log = logging.getLogger("genstream.worker")
-
-
-def _pipeline_provider(settings: WorkerSettings) -> tuple[ModelCache, dict[JobType, str | None]]:
-    from gpu_consumers.device import choose_device
-    from gpu_consumers.pipelines import build_pipeline
-
-    device = choose_device(settings.worker_device)
-
-    def factory(key: ModelKey) -> Pipeline:
-        job_type, model_dir = key
-        return build_pipeline(job_type, model_dir)
-
-    cache = ModelCache(settings.worker_model_budget_mb * 1024 * 1024, device, factory)
-    models: dict[JobType, str | None] = {
-        job_type: settings.worker_models.get(job_type) for job_type in JobType
-    }
-    return cache, models
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop_on_signals(stop, log=_log, message="stopping; the running job is let finish")
 
-    cache, models = _pipeline_provider(settings)
+    pipelines = worker_pipelines(settings)
     control = JobControl(
         settings.kafka,
         lifecycle=topology.lifecycle,
@@ -76,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         producer=producer,
         store=store,
         control=control,
-        pipelines=lambda job_type: cache.get((job_type, models[job_type])),
+        pipelines=pipelines.provider,
     )
     helpers: list[threading.Thread] = []
     if settings.worker_run_retry_relay:
@@ -88,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             group_id=f"{settings.worker_topic_prefix}{RETRY_RELAY_GROUP}",
         )
         helpers.append(threading.Thread(target=relay.run, args=(stop,), name="retry-relay"))
-    gpu_stats = GpuStats(cache.device)
+    gpu_stats = GpuStats(pipelines.device)
     helpers.append(threading.Thread(target=gpu_stats.run, args=(stop,), name="gpu-stats"))
     for thread in helpers:
         thread.start()
@@ -96,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker %s serving %s on %s",
         settings.worker_id,
         settings.worker_workload.value,
-        cache.device,
+        pipelines.device,
     )
     try:
         Worker(settings, topology=topology, runner=runner, dead_letters=dead_letters).run(stop)
@@ -108,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         producer.close()
         dead_letters.close()
         store.close()
+        pipelines.close()
     return 0
 
 

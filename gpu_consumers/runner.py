@@ -379,7 +379,7 @@ class JobRunner:
             case JobStopped():
                 return self._fail(cause, ran_s, "timeout", "the job ran past its time limit", False)
             case PermanentError():
-                return self._fail(cause, ran_s, "permanent_error", str(exc), False)
+                return self._fail(cause, ran_s, exc.code, str(exc), False)
             case TransientError():
                 return self._fail(cause, ran_s, "transient_error", str(exc), True)
         # An error nobody classified may be a passing one: it gets its retries.

@@ -75,6 +75,26 @@ class WorkerSettings(BaseSettings):
     """Largest image or video frame (width x height) the worker decodes, whatever was checked."""
     worker_max_input_duration_s: float = Field(default=600.0, gt=0)
     """Longest uploaded video the worker decodes, whatever was checked."""
+    worker_isolation: Literal["process", "inline"] = "process"
+    """``process``: pipelines run in a child process the worker watches and can kill (the
+    memory ceiling and a timeout that holds inside one long forward pass); ``inline``: in
+    the worker itself, for tools and debugging."""
+    worker_job_memory_mb: int | None = Field(default=12_288, ge=64)
+    """Resident memory of the pipeline process (its loaded models included) past which the
+    running job is killed and fails with ``memory_limit``; unset: no ceiling."""
+    worker_job_address_space_mb: int | None = Field(default=None, ge=256)
+    """A hard ``RLIMIT_AS`` on the pipeline process; leave unset with CUDA, which maps far
+    more address space than it uses."""
+    worker_stop_grace_s: float = Field(default=5.0, gt=0, le=600)
+    """How long a cancelled or timed-out job may take to reach its next step before its
+    pipeline process is killed."""
+    worker_safety_checker: bool = False
+    """Run the Stable Diffusion safety checker on image jobs; a flagged result fails the job
+    with ``content_filtered``. The model directory must include one."""
+    worker_motion_adapter: str | None = None
+    """AnimateDiff motion adapter (directory or hub id) for a ``video.generate`` model that
+    is a plain Stable Diffusion base; unused when the model directory is a whole
+    text-to-video pipeline."""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
 

@@ -4,6 +4,10 @@ Each model is saved with ``save_pretrained`` into the same directory layout a re
 and the pipelines load it with ``from_pretrained``: only the sizes differ. The weights are
 random (fixed seeds), so outputs are noise of the right shape, size and format.
 
+Families: Stable Diffusion 1.x (with a safety checker that flags every image, so that a
+deployment with the checker on can be tested), SDXL, AnimateDiff (a motion adapter on the
+Stable Diffusion base, saved as a whole ``AnimateDiffPipeline``), VITS and Swin2SR.
+
     python -m gpu_consumers.tiny_models OUT_DIR
 """
 
@@ -20,15 +24,20 @@ from typing import TYPE_CHECKING, Final
 import torch
 
 from contracts import JobType
-from gpu_consumers.pipelines.super_resolution import SuperResolutionConfig, SuperResolutionNet
 
 if TYPE_CHECKING:
-    from transformers import CLIPTokenizer
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
+        StableDiffusionPipeline,
+    )
+    from transformers import CLIPTextModel, CLIPTokenizer
 
-__all__ = ["build_tiny_models", "main"]
+__all__ = ["FAMILIES", "build_tiny_models", "main"]
+
+FAMILIES: Final = ("stable-diffusion", "stable-diffusion-xl", "animatediff", "vits", "swin2sr-x2")
+"""The directories ``build_tiny_models`` writes, one per model family."""
 
 _MARKER: Final = ".complete"
-_FORMAT: Final = "1"
+_FORMAT: Final = "2"
 """Written into the completion marker; a directory built by another layout is rebuilt."""
 
 _SEED: Final = 1234
@@ -52,25 +61,32 @@ _VITS_CHARACTERS: Final = " 'abcdefghijklmnopqrstuvwxyz0123456789"
 def build_tiny_models(out_dir: Path) -> dict[str, Path]:
     """Builds every tiny model under ``out_dir`` (once) and returns the directory per job type."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    diffusion = out_dir / "stable-diffusion"
-    speech = out_dir / "vits"
-    upscaler = out_dir / "super-resolution-x2"
+    diffusion, sdxl, animatediff, speech, upscaler = (out_dir / name for name in FAMILIES)
     marker = out_dir / _MARKER
     if not (marker.exists() and marker.read_text(encoding="utf-8") == _FORMAT):
-        for built in (diffusion, speech, upscaler):
-            shutil.rmtree(built, ignore_errors=True)
-        _build_stable_diffusion(diffusion)
+        for stale in out_dir.iterdir():
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        base = _build_stable_diffusion(diffusion)
+        _build_sdxl(sdxl)
+        _build_animatediff(animatediff, base)
         _build_vits(speech)
-        _build_super_resolution(upscaler)
+        _build_swin2sr(upscaler)
         # Written last: a build that was interrupted is redone instead of half used.
         marker.write_text(_FORMAT, encoding="utf-8")
     return {
         JobType.IMAGE_GENERATE.value: diffusion,
         JobType.IMAGE_EDIT.value: diffusion,
-        JobType.VIDEO_GENERATE.value: diffusion,
+        JobType.VIDEO_GENERATE.value: animatediff,
         JobType.VIDEO_ENHANCE.value: upscaler,
         JobType.AUDIO_SPEECH.value: speech,
     }
+
+
+def family_dirs(out_dir: Path) -> dict[str, Path]:
+    """Every family's directory under ``out_dir`` (built by ``build_tiny_models``)."""
+    build_tiny_models(out_dir)
+    return {name: out_dir / name for name in FAMILIES}
 
 
 def _clip_vocabulary() -> tuple[dict[str, int], list[str]]:
@@ -97,18 +113,105 @@ def _build_clip_tokenizer(files_dir: Path) -> CLIPTokenizer:
     return tokenizer
 
 
-def _build_stable_diffusion(target: Path) -> None:
+def _clip_text_encoder(*, projection: bool = False) -> CLIPTextModel:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    vocabulary, _ = _clip_vocabulary()
+    config = CLIPTextConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=_CLIP_MAX_LENGTH,
+        projection_dim=16,
+        bos_token_id=vocabulary[_CLIP_SPECIALS[0]],
+        eos_token_id=vocabulary[_CLIP_SPECIALS[1]],
+        pad_token_id=vocabulary[_CLIP_SPECIALS[1]],
+    )
+    if projection:
+        encoder: CLIPTextModel = CLIPTextModelWithProjection(config)  # type: ignore[assignment]
+        return encoder
+    return CLIPTextModel(config)
+
+
+def _vae() -> object:
     from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+
+    # Four blocks, like the real autoencoder, so latents are 1/8 of the image size.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+
+
+def _scheduler() -> object:
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
+def _safety_checker() -> tuple[object, object]:
+    """A checker whose concept weights make it flag every image, and its image processor."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import (
+        StableDiffusionSafetyChecker,
+    )
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    config = CLIPConfig(
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 64,
+            "max_position_embeddings": 8,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    checker = StableDiffusionSafetyChecker(config)
+    with torch.no_grad():
+        # A cosine is at least -1, so every concept's score is positive: always flagged.
+        checker.concept_embeds_weights.fill_(-2.0)
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    return checker, processor
+
+
+def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
     from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
         StableDiffusionPipeline,
     )
-    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     with tempfile.TemporaryDirectory() as files:
         tokenizer = _build_clip_tokenizer(Path(files))
-    vocabulary, _ = _clip_vocabulary()
     torch.manual_seed(_SEED)
     unet = UNet2DConditionModel(
         sample_size=8,
@@ -122,50 +225,84 @@ def _build_stable_diffusion(target: Path) -> None:
         cross_attention_dim=16,
         attention_head_dim=4,
     )
-    # Four blocks, like the real autoencoder, so latents are 1/8 of the image size.
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=64,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(vocabulary),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=_CLIP_MAX_LENGTH,
-            projection_dim=16,
-            bos_token_id=vocabulary[_CLIP_SPECIALS[0]],
-            eos_token_id=vocabulary[_CLIP_SPECIALS[1]],
-            pad_token_id=vocabulary[_CLIP_SPECIALS[1]],
-        )
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    vae = _vae()
+    text_encoder = _clip_text_encoder()
+    checker, processor = _safety_checker()
     pipeline = StableDiffusionPipeline(
-        vae=vae,
+        vae=vae,  # type: ignore[arg-type]
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
-        # The annotations say otherwise, but diffusers accepts None for optional parts.
-        safety_checker=None,  # type: ignore[arg-type]
-        feature_extractor=None,  # type: ignore[arg-type]
-        requires_safety_checker=False,
+        scheduler=_scheduler(),  # type: ignore[arg-type]
+        safety_checker=checker,  # type: ignore[arg-type]
+        feature_extractor=processor,  # type: ignore[arg-type]
+    )
+    pipeline.save_pretrained(str(target))
+    return pipeline
+
+
+def _build_sdxl(target: Path) -> None:
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import (
+        StableDiffusionXLPipeline,
+    )
+
+    with tempfile.TemporaryDirectory() as files:
+        tokenizer = _build_clip_tokenizer(Path(files))
+    torch.manual_seed(_SEED)
+    time_embed = 8
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        # Both text encoders' hidden states side by side, as in SDXL.
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed,
+        # Six size and crop numbers, each embedded, and the pooled second text embedding.
+        projection_class_embeddings_input_dim=6 * time_embed + 16,
+    )
+    pipeline = StableDiffusionXLPipeline(
+        vae=_vae(),  # type: ignore[arg-type]
+        text_encoder=_clip_text_encoder(),
+        text_encoder_2=_clip_text_encoder(projection=True),  # type: ignore[arg-type]
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=_scheduler(),  # type: ignore[arg-type]
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+    pipeline.save_pretrained(str(target))
+
+
+def _build_animatediff(target: Path, base: StableDiffusionPipeline) -> None:
+    from diffusers.models.unets.unet_motion_model import MotionAdapter
+    from diffusers.pipelines.animatediff.pipeline_animatediff import AnimateDiffPipeline
+
+    torch.manual_seed(_SEED)
+    adapter = MotionAdapter(
+        block_out_channels=(8, 16),
+        motion_layers_per_block=1,
+        motion_num_attention_heads=2,
+        motion_norm_num_groups=4,
+        motion_max_seq_length=32,
+        use_motion_mid_block=False,
+    )
+    pipeline = AnimateDiffPipeline(
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=base.unet,
+        motion_adapter=adapter,
+        scheduler=base.scheduler,
     )
     pipeline.save_pretrained(str(target))
 
@@ -216,9 +353,21 @@ def _build_vits(target: Path) -> None:
     model_class(config).save_pretrained(str(target))
 
 
-def _build_super_resolution(target: Path) -> None:
+def _build_swin2sr(target: Path) -> None:
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
+
     torch.manual_seed(_SEED)
-    SuperResolutionNet(SuperResolutionConfig(scale=2, channels=16)).save_pretrained(target)
+    config = Swin2SRConfig(
+        image_size=16,
+        embed_dim=8,
+        depths=[1],
+        num_heads=[2],
+        window_size=4,
+        mlp_ratio=2.0,
+        upscale=2,
+        upsampler="pixelshuffledirect",
+    )
+    Swin2SRForImageSuperResolution(config).save_pretrained(str(target))  # type: ignore[no-untyped-call]
 
 
 def main(argv: list[str] | None = None) -> int:

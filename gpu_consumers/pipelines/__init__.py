@@ -6,12 +6,15 @@ so this package (and the synthetic pipeline) works without the ``gpu`` extra ins
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from contracts import JobType
 from gpu_consumers.pipelines.base import (
     Artifact,
+    ContentFilteredError,
     JobStopped,
+    LimitExceededError,
     PermanentError,
     Pipeline,
     PipelineResult,
@@ -22,9 +25,12 @@ from gpu_consumers.pipelines.base import (
 
 __all__ = [
     "Artifact",
+    "ContentFilteredError",
     "JobStopped",
+    "LimitExceededError",
     "PermanentError",
     "Pipeline",
+    "PipelineBuilder",
     "PipelineResult",
     "Preview",
     "RunContext",
@@ -69,3 +75,14 @@ def build_pipeline(job_type: JobType, model_dir: str | None, **options: Any) -> 
 
         return SpeechPipeline(model_dir=model_dir, **options)
     raise ValueError(f"no pipeline for job type {kind}")
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineBuilder:
+    """``build_pipeline`` with the deployment's options per job type, as one value that can
+    be sent to the process that builds the pipelines."""
+
+    options: dict[JobType, dict[str, Any]] = field(default_factory=dict)
+
+    def __call__(self, job_type: JobType, model_dir: str | None) -> Pipeline:
+        return build_pipeline(job_type, model_dir, **self.options.get(JobType(job_type), {}))

@@ -6,7 +6,8 @@ within one step) and hands the step and the current latents to the caller's step
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import torch
@@ -15,7 +16,7 @@ from PIL import Image
 from gpu_consumers.device import dtype_for
 from gpu_consumers.pipelines._preview import image_preview
 from gpu_consumers.pipelines._torch import is_local, loading_errors, module_bytes, release_memory
-from gpu_consumers.pipelines.base import Preview, RunContext
+from gpu_consumers.pipelines.base import PermanentError, Preview, RunContext
 
 if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -24,7 +25,9 @@ __all__ = [
     "DiffusionBacked",
     "DiffusionModel",
     "StepHandler",
+    "class_for",
     "latent_preview",
+    "model_class_name",
     "preview_step",
     "step_callback",
 ]
@@ -48,15 +51,55 @@ _LATENT_FACTOR: Final = 8
 """Pixels per latent along each side in Stable Diffusion's autoencoder."""
 
 
-class DiffusionModel(Generic[PipelineT]):
-    """A Stable Diffusion pipeline class, loaded from ``model_dir`` on demand."""
+def model_class_name(model_dir: str) -> str:
+    """The pipeline class a diffusers model directory (or hub id) was saved from, as its
+    ``model_index.json`` names it."""
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
-    def __init__(self, pipeline_class: type[PipelineT], model_dir: str) -> None:
+    with loading_errors(model_dir):
+        config = DiffusionPipeline.load_config(model_dir, local_files_only=is_local(model_dir))
+    name = config.get("_class_name") if isinstance(config, Mapping) else None
+    if not isinstance(name, str):
+        raise PermanentError(f"{model_dir} has no model_index.json naming its pipeline class")
+    return name
+
+
+def class_for(model_dir: str, choices: Mapping[str, str], job: str) -> type[Any]:
+    """The diffusers pipeline class that runs ``job`` on ``model_dir``: ``choices`` maps the
+    directory's own pipeline class name to the one to load it with."""
+    import diffusers
+
+    saved = model_class_name(model_dir)
+    wanted = choices.get(saved)
+    if wanted is None:
+        accepted = ", ".join(sorted(choices))
+        raise PermanentError(f"{model_dir} is a {saved}; {job} takes one of: {accepted}")
+    pipeline_class: type[Any] = getattr(diffusers, wanted)
+    return pipeline_class
+
+
+class DiffusionModel(Generic[PipelineT]):
+    """A diffusers pipeline, loaded from ``model_dir`` on demand.
+
+    ``pipeline_class`` is a class, or a function of the model directory that picks one
+    (from its ``model_index.json``) when the model is loaded. ``extra`` gives further
+    ``from_pretrained`` arguments (components loaded on their own) for the device's dtype.
+    """
+
+    def __init__(
+        self,
+        pipeline_class: type[PipelineT] | Callable[[str], type[PipelineT]],
+        model_dir: str,
+        *,
+        extra: Callable[[torch.dtype], dict[str, Any]] | None = None,
+    ) -> None:
         self._class = pipeline_class
+        self._extra = extra
         self.model_dir = model_dir
         self._pipe: PipelineT | None = None
         self._device: str | None = None
         self._bytes = 0
+        self.class_name = ""
 
     @property
     def pipe(self) -> PipelineT:
@@ -77,16 +120,25 @@ class DiffusionModel(Generic[PipelineT]):
     def load(self, device: str) -> None:
         if self._pipe is not None:
             self.unload()
+        chosen: type[Any] = (
+            self._class if isinstance(self._class, type) else self._class(self.model_dir)
+        )
+        dtype = dtype_for(device)
+        options: dict[str, Any] = {} if self._extra is None else self._extra(dtype)
+        if "safety_checker" in inspect.signature(chosen).parameters:
+            # The safety checker, where a deployment wants it, runs on its own (_safety.py),
+            # so that a flagged result is an error rather than a black image.
+            options.update(safety_checker=None, requires_safety_checker=False)
         with loading_errors(self.model_dir):
-            pipe = self._class.from_pretrained(
+            pipe = chosen.from_pretrained(
                 self.model_dir,
-                torch_dtype=dtype_for(device),
+                torch_dtype=dtype,
                 local_files_only=is_local(self.model_dir),
-                safety_checker=None,
-                requires_safety_checker=False,
+                **options,
             )
             pipe = pipe.to(device)
-        pipe.set_progress_bar_config(disable=True)  # type: ignore[no-untyped-call]
+        self.class_name = type(pipe).__name__
+        pipe.set_progress_bar_config(disable=True)
         if device.startswith("cuda"):
             # Slower by a few percent, but the peak memory of attention and of decoding a
             # batch no longer grows with the image size times the batch.
@@ -112,6 +164,11 @@ class DiffusionBacked:
     @property
     def memory_bytes(self) -> int:
         return self._model.memory_bytes
+
+    @property
+    def pipeline_class_name(self) -> str:
+        """The diffusers class the loaded model runs on (empty until loaded)."""
+        return self._model.class_name
 
     def load(self, device: str) -> None:
         self._model.load(device)

@@ -16,10 +16,13 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from contracts import JobType
+from contracts.errors import JobErrorCode
 
 __all__ = [
     "Artifact",
+    "ContentFilteredError",
     "JobStopped",
+    "LimitExceededError",
     "PermanentError",
     "Pipeline",
     "PipelineResult",
@@ -35,6 +38,23 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """A failure no retry fixes (an input the model cannot handle, a broken model)."""
+
+    code: str = JobErrorCode.PERMANENT_ERROR.value
+    """The ``error_code`` the job fails with."""
+
+
+class LimitExceededError(PermanentError):
+    """The job went past a resource bound (memory, output length): it fails, unretried."""
+
+    def __init__(self, code: JobErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code.value
+
+
+class ContentFilteredError(PermanentError):
+    """The safety checker withheld the result; the job fails instead of returning it."""
+
+    code = JobErrorCode.CONTENT_FILTERED.value
 
 
 class JobStopped(Exception):  # noqa: N818 - it is a signal, not an error

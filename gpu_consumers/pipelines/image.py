@@ -1,4 +1,13 @@
-"""Image generation (text to image) and image editing (image plus text to image)."""
+"""Image generation (text to image) and image editing (image plus text to image).
+
+The model directory's own ``model_index.json`` picks the family: a Stable Diffusion 1.x/2.x
+directory runs on ``StableDiffusionPipeline`` (generation) and
+``StableDiffusionInpaintPipeline`` (editing), an SDXL one on their ``StableDiffusionXL``
+counterparts. An edit always runs the inpainting pipeline: with a mask it repaints where
+the mask is white, and without one the mask is the whole image, which with a
+``strength`` below 1 is the image-to-image edit. Dedicated inpainting checkpoints (nine
+input channels) and ordinary ones both load.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from gpu_consumers.media import png_bytes
 from gpu_consumers.pipelines._diffusion import (
     DiffusionBacked,
     DiffusionModel,
+    class_for,
     latent_preview,
     preview_step,
     step_callback,
@@ -28,14 +38,30 @@ from gpu_consumers.pipelines.base import (
 )
 
 if TYPE_CHECKING:
-    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
-        StableDiffusionPipeline,
-    )
-    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
-        StableDiffusionImg2ImgPipeline,
-    )
+    from gpu_consumers.pipelines._safety import SafetyFilter
 
-__all__ = ["ImageEditPipeline", "ImageGeneratePipeline"]
+__all__ = ["EDIT_CLASSES", "GENERATE_CLASSES", "ImageEditPipeline", "ImageGeneratePipeline"]
+
+_SD: Final = (
+    "StableDiffusionPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionInpaintPipeline",
+)
+_SDXL: Final = (
+    "StableDiffusionXLPipeline",
+    "StableDiffusionXLImg2ImgPipeline",
+    "StableDiffusionXLInpaintPipeline",
+)
+GENERATE_CLASSES: Final = {
+    **dict.fromkeys(_SD, "StableDiffusionPipeline"),
+    **dict.fromkeys(_SDXL, "StableDiffusionXLPipeline"),
+}
+"""The model directory's pipeline class -> the class that runs ``image.generate`` on it."""
+EDIT_CLASSES: Final = {
+    **dict.fromkeys(_SD, "StableDiffusionInpaintPipeline"),
+    **dict.fromkeys(_SDXL, "StableDiffusionXLInpaintPipeline"),
+}
+"""The model directory's pipeline class -> the class that runs ``image.edit`` on it."""
 
 DEFAULT_GUIDANCE: Final = 7.5
 DEFAULT_EDIT_STRENGTH: Final = 0.75
@@ -43,24 +69,75 @@ DEFAULT_EDIT_STEPS: Final = 30
 _MIN_SIDE: Final = 64
 
 
-class ImageGeneratePipeline(DiffusionBacked):
-    """Text to image with a Stable Diffusion model directory."""
+class _Safety:
+    """The safety checker of a deployment that wants one, loaded with its pipeline."""
+
+    def __init__(self, model_dir: str) -> None:
+        self._model_dir = model_dir
+        self._filter: SafetyFilter | None = None
+
+    def load(self, device: str) -> None:
+        from gpu_consumers.device import dtype_for
+        from gpu_consumers.pipelines._safety import SafetyFilter
+
+        self._filter = SafetyFilter.load(self._model_dir, device, dtype_for(device))
+
+    def unload(self) -> None:
+        self._filter = None
+
+    @property
+    def memory_bytes(self) -> int:
+        return 0 if self._filter is None else self._filter.memory_bytes
+
+    def require_clean(self, images: list[Image.Image]) -> None:
+        if self._filter is None:
+            raise RuntimeError("the safety checker is not loaded")
+        self._filter.require_clean(images)
+
+
+class _Checked(DiffusionBacked):
+    """A diffusion pipeline whose results pass the safety checker, where one is wanted."""
+
+    _safety: _Safety | None
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._model.memory_bytes + (0 if self._safety is None else self._safety.memory_bytes)
+
+    def load(self, device: str) -> None:
+        self._model.load(device)
+        if self._safety is not None:
+            self._safety.load(device)
+
+    def unload(self) -> None:
+        if self._safety is not None:
+            self._safety.unload()
+        self._model.unload()
+
+    def _screened(self, images: list[Image.Image]) -> None:
+        if self._safety is not None:
+            self._safety.require_clean(images)
+
+
+class ImageGeneratePipeline(_Checked):
+    """Text to image with a Stable Diffusion 1.x/2.x or SDXL model directory."""
 
     job_type = JobType.IMAGE_GENERATE
 
-    def __init__(self, *, model_dir: str, guidance: float = DEFAULT_GUIDANCE) -> None:
-        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
-            StableDiffusionPipeline,
+    def __init__(
+        self, *, model_dir: str, guidance: float = DEFAULT_GUIDANCE, safety_checker: bool = False
+    ) -> None:
+        self._model = DiffusionModel[Any](
+            lambda found: class_for(found, GENERATE_CLASSES, self.job_type.value), model_dir
         )
-
-        self._model = DiffusionModel[StableDiffusionPipeline](StableDiffusionPipeline, model_dir)
         self._guidance = guidance
+        self._safety = _Safety(model_dir) if safety_checker else None
 
     def run(self, ctx: RunContext) -> PipelineResult:
         job = ctx.input
         if not isinstance(job, ImageGenerateInput):
             raise PermanentError(f"{self.job_type} cannot run a {type(job).__name__}")
-        pipe: StableDiffusionPipeline = self._model.pipe
+        pipe: Any = self._model.pipe
         ctx.check()
         with device_errors(), torch.inference_mode():
             result = pipe(
@@ -74,6 +151,7 @@ class ImageGeneratePipeline(DiffusionBacked):
                 output_type="pil",
                 callback_on_step_end=step_callback(ctx, _ImageSteps(ctx)),
             )
+        self._screened(result.images[:1])
         return _image_result(result.images[0])
 
     def run_batch(self, contexts: list[RunContext]) -> list[PipelineResult]:
@@ -91,7 +169,7 @@ class ImageGeneratePipeline(DiffusionBacked):
         shared = {(j.width, j.height, j.steps, j.guidance) for j in inputs}
         if len(shared) != 1:
             raise PermanentError("a batch needs one size, step count and guidance")
-        pipe: StableDiffusionPipeline = self._model.pipe
+        pipe: Any = self._model.pipe
         for ctx in contexts:
             ctx.check()
         negatives = [job.negative_prompt or "" for job in inputs]
@@ -107,40 +185,46 @@ class ImageGeneratePipeline(DiffusionBacked):
                 output_type="pil",
                 callback_on_step_end=_batch_callback(contexts),
             )
+        # A flagged image stops the batch; run alone, only its own job fails.
+        self._screened(result.images)
         return [_image_result(image) for image in result.images]
 
 
-class ImageEditPipeline(DiffusionBacked):
-    """Image-to-image with a Stable Diffusion model directory.
+class ImageEditPipeline(_Checked):
+    """Inpainting with a Stable Diffusion 1.x/2.x or SDXL model directory.
 
-    The upload is scaled to fit ``max_side`` (in multiples of 8, as the latents require).
-    With a mask, the edit is kept where the mask is white and the original elsewhere.
+    The upload is scaled to fit ``max_side`` (in multiples of 8, as the latents require);
+    the mask (white: repaint) is scaled to the same size. Without a mask the whole image
+    is repainted, as far as ``strength`` goes.
     """
 
     job_type = JobType.IMAGE_EDIT
 
     def __init__(
-        self, *, model_dir: str, guidance: float = DEFAULT_GUIDANCE, max_side: int = 1024
+        self,
+        *,
+        model_dir: str,
+        guidance: float = DEFAULT_GUIDANCE,
+        max_side: int = 1024,
+        safety_checker: bool = False,
     ) -> None:
-        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
-            StableDiffusionImg2ImgPipeline,
-        )
-
-        self._model = DiffusionModel[StableDiffusionImg2ImgPipeline](
-            StableDiffusionImg2ImgPipeline, model_dir
+        self._model = DiffusionModel[Any](
+            lambda found: class_for(found, EDIT_CLASSES, self.job_type.value), model_dir
         )
         self._guidance = guidance
         self._max_side = max_side
+        self._safety = _Safety(model_dir) if safety_checker else None
 
     def run(self, ctx: RunContext) -> PipelineResult:
         job = ctx.input
         if not isinstance(job, ImageEditInput):
             raise PermanentError(f"{self.job_type} cannot run a {type(job).__name__}")
-        pipe: StableDiffusionImg2ImgPipeline = self._model.pipe
+        pipe: Any = self._model.pipe
         source = _fit(_read_image(ctx, job.upload_id), self._max_side)
-        mask = None
         if job.mask_upload_id is not None:
             mask = _read_image(ctx, job.mask_upload_id).convert("L").resize(source.size)
+        else:
+            mask = Image.new("L", source.size, 255)
         strength = DEFAULT_EDIT_STRENGTH if job.strength is None else job.strength
         steps = DEFAULT_EDIT_STEPS if job.steps is None else job.steps
         ctx.check()
@@ -152,6 +236,9 @@ class ImageEditPipeline(DiffusionBacked):
             result = pipe(
                 prompt=job.prompt,
                 image=source,
+                mask_image=mask,
+                width=source.width,
+                height=source.height,
                 strength=strength,
                 num_inference_steps=steps,
                 guidance_scale=self._guidance,
@@ -162,8 +249,7 @@ class ImageEditPipeline(DiffusionBacked):
         edited: Image.Image = result.images[0]
         if edited.size != source.size:
             edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-        if mask is not None:
-            edited = Image.composite(edited, source, mask)
+        self._screened([edited])
         return _image_result(edited)
 
 

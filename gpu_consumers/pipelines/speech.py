@@ -1,19 +1,27 @@
 """Text to speech with a VITS model directory (an MMS-TTS checkpoint, for one): a WAV file.
 
-VITS produces the whole waveform in one forward pass, so there are two steps to report:
-the text tokenised, and the audio written.
+The text is spoken a sentence at a time (a long sentence is cut at its last comma or
+space before ``chunk_chars``), each chunk one forward pass whose samples go straight to
+the WAV file in the job's folder: memory is bounded by the longest chunk, whatever the
+text's length. Each chunk is one progress step. A model whose durations run away (random
+weights do) is stopped once the audio passes ``max_s_per_char`` seconds per character
+spoken so far, plus ``slack_s``, and the job fails with ``output_limit``.
 """
 
 from __future__ import annotations
 
-import io
+import re
+import tempfile
 import wave
-from typing import TYPE_CHECKING, Any
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import torch
 
 from contracts import JobType
+from contracts.errors import JobErrorCode
 from contracts.inputs import AudioSpeechInput
 from gpu_consumers.pipelines._torch import (
     device_errors,
@@ -23,14 +31,39 @@ from gpu_consumers.pipelines._torch import (
     release_memory,
 )
 from gpu_consumers.pipelines._vits import import_vits
-from gpu_consumers.pipelines.base import Artifact, PermanentError, PipelineResult, RunContext
+from gpu_consumers.pipelines.base import (
+    Artifact,
+    LimitExceededError,
+    PermanentError,
+    PipelineResult,
+    RunContext,
+)
 
 if TYPE_CHECKING:
     from transformers import VitsModel
 
-__all__ = ["SpeechPipeline"]
+__all__ = ["SpeechPipeline", "sentences"]
 
-_STEPS = 2
+DEFAULT_CHUNK_CHARS: Final = 400
+DEFAULT_MAX_S_PER_CHAR: Final = 0.4
+"""Several times the slowest natural speech (about 0.1 s per character)."""
+DEFAULT_SLACK_S: Final = 5.0
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?;:\u3002\uff01\uff1f])\s+|\n+")
+
+
+def sentences(text: str, chunk_chars: int) -> list[str]:
+    """``text`` in sentences of at most ``chunk_chars`` characters, blank ones dropped."""
+    chunks: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        rest = sentence.strip()
+        while len(rest) > chunk_chars:
+            cut = max(rest.rfind(",", 0, chunk_chars), rest.rfind(" ", 0, chunk_chars))
+            cut = cut + 1 if cut > 0 else chunk_chars
+            chunks.append(rest[:cut].strip())
+            rest = rest[cut:].strip()
+        if rest:
+            chunks.append(rest)
+    return [chunk for chunk in chunks if chunk]
 
 
 class SpeechPipeline:
@@ -44,7 +77,19 @@ class SpeechPipeline:
 
     job_type = JobType.AUDIO_SPEECH
 
-    def __init__(self, *, model_dir: str) -> None:
+    def __init__(
+        self,
+        *,
+        model_dir: str,
+        chunk_chars: int = DEFAULT_CHUNK_CHARS,
+        max_s_per_char: float = DEFAULT_MAX_S_PER_CHAR,
+        slack_s: float = DEFAULT_SLACK_S,
+    ) -> None:
+        if chunk_chars < 1 or max_s_per_char <= 0 or slack_s < 0:
+            raise ValueError("chunk_chars and max_s_per_char must be positive")
+        self._chunk_chars = chunk_chars
+        self._max_s_per_char = max_s_per_char
+        self._slack_s = slack_s
         self._model_dir = model_dir
         self._model: VitsModel | None = None
         self._tokenizer: Any = None
@@ -83,30 +128,56 @@ class SpeechPipeline:
             raise PermanentError(f"{self.job_type} cannot run a {type(job).__name__}")
         if self._model is None or self._device is None:
             raise RuntimeError(f"the model at {self._model_dir} is not loaded")
-        model = self._model
         speaker = self._speaker(job.voice)
-        tokens = self._tokenizer(job.text, return_tensors="pt")
+        chunks = sentences(job.text, self._chunk_chars)
+        rate = int(self._model.config.sampling_rate)
+        spoken_chars = 0
+        samples = 0
+        with ExitStack() as stack:
+            work_dir = ctx.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            path = work_dir / "speech.wav"
+            with wave.open(str(path), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(rate)
+                for index, chunk in enumerate(chunks, start=1):
+                    ctx.check()
+                    waveform = self._speak(chunk, speaker)
+                    wav.writeframes(_pcm(waveform))
+                    spoken_chars += len(chunk)
+                    samples += waveform.shape[-1]
+                    allowed_s = spoken_chars * self._max_s_per_char + self._slack_s
+                    if samples / rate > allowed_s:
+                        raise LimitExceededError(
+                            JobErrorCode.OUTPUT_LIMIT,
+                            f"the model spoke {samples / rate:.1f} s for {spoken_chars} "
+                            f"characters, past the {allowed_s:.1f} s they may take",
+                        )
+                    ctx.progress(index, len(chunks), None)
+            if samples == 0:
+                raise PermanentError("the text has no characters this voice can speak")
+            data = path.read_bytes()
+        audio = Artifact(
+            name="speech.wav", data=data, content_type="audio/wav", duration_s=samples / rate
+        )
+        return PipelineResult(outputs=(audio,), usage_units=len(job.text))
+
+    def _speak(self, chunk: str, speaker: int | None) -> np.ndarray:
+        """One chunk's waveform; empty where the voice has no characters for it."""
+        assert self._model is not None
+        assert self._device is not None
+        tokens = self._tokenizer(chunk, return_tensors="pt")
         input_ids: torch.Tensor = tokens["input_ids"]
         if input_ids.shape[-1] == 0:
-            raise PermanentError("the text has no characters this voice can speak")
-        ctx.progress(1, _STEPS, "tokenised")
-        ctx.check()
+            return np.zeros(0, dtype=np.float32)
         with device_errors(), torch.inference_mode():
-            output = model(
+            output = self._model(
                 input_ids=input_ids.to(self._device),
                 attention_mask=tokens["attention_mask"].to(self._device),
                 speaker_id=speaker,
             )
-            waveform = output.waveform[0].float().cpu().numpy()
-        data = _wav_bytes(waveform, model.config.sampling_rate)
-        ctx.progress(2, _STEPS, None)
-        audio = Artifact(
-            name="speech.wav",
-            data=data,
-            content_type="audio/wav",
-            duration_s=waveform.shape[-1] / model.config.sampling_rate,
-        )
-        return PipelineResult(outputs=(audio,), usage_units=len(job.text))
+            waveform: np.ndarray = output.waveform[0].float().cpu().numpy()
+        return waveform
 
     def _speaker(self, voice: str | None) -> int | None:
         assert self._model is not None
@@ -118,13 +189,7 @@ class SpeechPipeline:
         return int(voice)
 
 
-def _wav_bytes(waveform: np.ndarray, sampling_rate: int) -> bytes:
+def _pcm(waveform: np.ndarray) -> bytes:
     """Mono 16-bit PCM; samples outside [-1, 1] are clipped rather than wrapped."""
-    pcm = (np.clip(waveform, -1.0, 1.0) * 32767).round().astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(int(sampling_rate))
-        wav.writeframes(pcm.tobytes())
-    return buffer.getvalue()
+    pcm: bytes = (np.clip(waveform, -1.0, 1.0) * 32767).round().astype("<i2").tobytes()
+    return pcm

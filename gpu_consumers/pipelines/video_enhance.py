@@ -1,8 +1,12 @@
 """Video super-resolution: decode the upload, upscale frames in batches, re-encode H.264.
 
-The model directory holds one ``SuperResolutionNet``. A job asking for its scale runs it
-once per frame; a job asking for the square of its scale (x4 from a x2 model) runs it twice,
-which costs a second, four times larger, pass but needs only one model on the device.
+The model directory is a Swin2SR checkpoint (transformers' ``Swin2SRForImageSuperResolution``,
+e.g. ``caidas/swin2SR-classical-sr-x2-64``), loaded unchanged. A job asking for its scale
+runs it once per frame; a job asking for the square of its scale (x4 from a x2 model) runs
+it twice, which costs a second, four times larger, pass but needs only one model on the
+device. Decoding, upscaling and encoding are streamed: at most one batch of frames is in
+memory, whatever the video's length. A stream with more frames than its checked duration
+allows (at its frame rate, plus a second) stops with ``output_limit``.
 
 The audio track is copied packet for packet when MP4 can carry its codec (AAC, MP3, Opus,
 ...), so it is bit-identical to the upload; any other codec is decoded and re-encoded as AAC.
@@ -16,7 +20,7 @@ import tempfile
 from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import av
 import av.error
@@ -27,8 +31,10 @@ from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
+from torch.nn import functional
 
 from contracts import JobType
+from contracts.errors import JobErrorCode
 from contracts.inputs import VideoEnhanceInput
 from gpu_consumers import blurhash
 from gpu_consumers.device import dtype_for
@@ -36,22 +42,28 @@ from gpu_consumers.media import Mp4Output
 from gpu_consumers.pipelines._preview import image_preview
 from gpu_consumers.pipelines._torch import (
     device_errors,
+    is_local,
     loading_errors,
     module_bytes,
     release_memory,
 )
 from gpu_consumers.pipelines.base import (
     Artifact,
+    LimitExceededError,
     PermanentError,
     PipelineResult,
     RunContext,
 )
-from gpu_consumers.pipelines.super_resolution import SuperResolutionNet
+
+if TYPE_CHECKING:
+    from transformers import Swin2SRForImageSuperResolution
 
 __all__ = ["VideoEnhancePipeline"]
 
 _DEFAULT_RATE: Final = Fraction(30)
 """Frame rate assumed for a stream that does not declare one."""
+_EXTRA_FRAMES_S: Final = 1.0
+"""Frames past the declared duration a stream may have (rounding, a last long frame)."""
 
 
 class VideoEnhancePipeline:
@@ -73,7 +85,7 @@ class VideoEnhancePipeline:
         self._batch_size = batch_size
         self._crf = crf
         self._max_side = max_output_side
-        self._net: SuperResolutionNet | None = None
+        self._net: Swin2SRForImageSuperResolution | None = None
         self._device: str | None = None
         self._dtype = torch.float32
         self._bytes = 0
@@ -85,9 +97,15 @@ class VideoEnhancePipeline:
     def load(self, device: str) -> None:
         if self._net is not None:
             self.unload()
+        from transformers import Swin2SRForImageSuperResolution
+
         with loading_errors(self._model_dir):
             dtype = dtype_for(device)
-            net = SuperResolutionNet.from_pretrained(self._model_dir).to(device=device, dtype=dtype)
+            net = Swin2SRForImageSuperResolution.from_pretrained(
+                self._model_dir, dtype=dtype, local_files_only=is_local(self._model_dir)
+            )
+            # Through nn.Module: PreTrainedModel.to's decorator hides its signature from mypy.
+            torch.nn.Module.to(net, device)
         self._net, self._device, self._dtype = net, device, dtype
         self._bytes = module_bytes([net])
 
@@ -102,7 +120,7 @@ class VideoEnhancePipeline:
             raise PermanentError(f"{self.job_type} cannot run a {type(job).__name__}")
         if self._net is None:
             raise RuntimeError(f"the model at {self._model_dir} is not loaded")
-        passes = self._passes(self._net.scale, job.scale)
+        passes = self._passes(int(self._net.config.upscale), job.scale)
         path = ctx.input_files.get(job.upload_id)
         if path is None:
             raise PermanentError(f"upload {job.upload_id} was not provided to the job")
@@ -146,7 +164,7 @@ class _Enhancement:
     def __init__(
         self,
         ctx: RunContext,
-        net: SuperResolutionNet,
+        net: Swin2SRForImageSuperResolution,
         passes: int,
         dtype: torch.dtype,
         batch_size: int,
@@ -173,9 +191,11 @@ class _Enhancement:
             )
         duration_s = _duration_s(source, video)
         batches = max(1, math.ceil(_frame_count(source, video) / self._batch_size))
+        rate = video.average_rate or video.guessed_rate or _DEFAULT_RATE
+        max_frames = math.ceil((duration_s + _EXTRA_FRAMES_S) * rate)
         done = 0
         pending: list[VideoFrame] = []
-        rate = video.average_rate or video.guessed_rate or _DEFAULT_RATE
+        decoded = 0
         with Mp4Output(
             target, width=width, height=height, rate=rate, crf=crf, time_base=video.time_base
         ) as mp4:
@@ -184,7 +204,15 @@ class _Enhancement:
             for packet in source.demux(*streams):
                 if packet.stream is video:
                     # The final empty packet flushes the decoder's last frames.
-                    pending.extend(f for f in packet.decode() if isinstance(f, VideoFrame))
+                    frames = [f for f in packet.decode() if isinstance(f, VideoFrame)]
+                    decoded += len(frames)
+                    if decoded > max_frames:
+                        raise LimitExceededError(
+                            JobErrorCode.OUTPUT_LIMIT,
+                            f"the upload has more than {max_frames} frames, past its "
+                            f"{duration_s:.2f} s at {float(rate):g} frames per second",
+                        )
+                    pending.extend(frames)
                     while len(pending) >= self._batch_size:
                         self._write_batch(mp4, pending[: self._batch_size], rate)
                         del pending[: self._batch_size]
@@ -221,16 +249,34 @@ class _Enhancement:
                 self.first_frame = Image.fromarray(rgb)
                 self._ctx.preview(image_preview(self.first_frame, 1))
 
+    def _pass(self, images: torch.Tensor) -> torch.Tensor:
+        """One upscale; frames are padded to whole windows first, as Swin2SR's image
+        processor does (its model unembeds patches at the unpadded size), and cropped after."""
+        height, width = images.shape[-2:]
+        config = self._net.config
+        padded = _padded_to(images, int(config.window_size))
+        upscaled: torch.Tensor = self._net(pixel_values=padded).reconstruction
+        scale = int(config.upscale)
+        return upscaled[..., : height * scale, : width * scale].clamp(0.0, 1.0)
+
     def _upscale(self, frames: list[VideoFrame]) -> np.ndarray:
         rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in frames])
         with device_errors(), torch.inference_mode():
             batch = torch.from_numpy(rgb).to(self._device).permute(0, 3, 1, 2)
             images = batch.to(self._dtype) / 255.0
             for _ in range(self._passes):
-                images = self._net(images)
+                images = self._pass(images)
             pixels = (images * 255.0).round().clamp(0, 255).to(torch.uint8)
             result: np.ndarray = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return result
+
+
+def _padded_to(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    bottom, right = (-height) % multiple, (-width) % multiple
+    if not bottom and not right:
+        return images
+    return functional.pad(images, (0, right, 0, bottom), mode="replicate")
 
 
 def _open_video(path: Path, upload_id: str) -> InputContainer:

@@ -12,6 +12,7 @@ from contracts import JobType
 from contracts.inputs import ImageEditInput, ImageGenerateInput
 from gpu_consumers import blurhash
 from gpu_consumers.pipelines import JobStopped, PermanentError, Pipeline, build_pipeline
+from gpu_consumers.pipelines.image import ImageEditPipeline
 from tests.unit.gpu_consumers.pipeline_harness import Recorder, count_calls, tiny_models
 
 __all__ = ["tiny_models"]
@@ -99,17 +100,27 @@ def test_edits_an_upload(edit: Pipeline, tmp_path: Path) -> None:
     assert result.usage_units == 1
 
 
-def test_a_mask_keeps_the_original_outside_it(edit: Pipeline, tmp_path: Path) -> None:
-    upload, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+def _edit_with_mask(edit: Pipeline, tmp_path: Path, fill: int, prompt: str) -> bytes:
+    upload, mask = tmp_path / "photo.png", tmp_path / f"mask-{fill}.png"
     Image.new("RGB", (64, 64), (10, 200, 30)).save(upload)
-    painted = Image.new("L", (64, 64), 0)
-    painted.paste(255, (0, 0, 32, 64))
-    painted.save(mask)
-    job = ImageEditInput(upload_id="p", mask_upload_id="m", prompt="a hat", steps=4, strength=1.0)
-    result = edit.run(Recorder().context(job, {"p": upload, "m": mask}))
-    image = decode(result.outputs[0].data).convert("RGB")
-    assert image.getpixel((60, 30)) == (10, 200, 30)
-    assert image.getpixel((5, 30)) != (10, 200, 30)
+    Image.new("L", (64, 64), fill).save(mask)
+    job = ImageEditInput(
+        upload_id="p", mask_upload_id="m", prompt=prompt, steps=2, strength=1.0, seed=3
+    )
+    return decode(
+        edit.run(Recorder().context(job, {"p": upload, "m": mask})).outputs[0].data
+    ).tobytes()
+
+
+def test_an_edit_runs_the_inpainting_pipeline_on_the_mask(edit: Pipeline, tmp_path: Path) -> None:
+    assert isinstance(edit, ImageEditPipeline)
+    assert edit.pipeline_class_name == "StableDiffusionInpaintPipeline"
+    # Inpainting denoises only under the mask: with nothing masked the prompt has no say,
+    # with everything masked another prompt makes another image.
+    kept = [_edit_with_mask(edit, tmp_path, 0, prompt) for prompt in ("a hat", "the sea")]
+    assert kept[0] == kept[1]
+    repainted = [_edit_with_mask(edit, tmp_path, 255, prompt) for prompt in ("a hat", "the sea")]
+    assert repainted[0] != repainted[1]
 
 
 def test_a_stop_ends_the_edit_within_one_step(edit: Pipeline, tmp_path: Path) -> None:

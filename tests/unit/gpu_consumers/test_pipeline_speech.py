@@ -11,7 +11,14 @@ import pytest
 
 from contracts import JobType
 from contracts.inputs import AudioSpeechInput
-from gpu_consumers.pipelines import JobStopped, PermanentError, Pipeline, build_pipeline
+from gpu_consumers.pipelines import (
+    JobStopped,
+    LimitExceededError,
+    PermanentError,
+    Pipeline,
+    build_pipeline,
+)
+from gpu_consumers.pipelines.speech import sentences
 from tests.unit.gpu_consumers.pipeline_harness import Recorder, tiny_models
 
 __all__ = ["tiny_models"]
@@ -33,7 +40,7 @@ def test_speaks_into_a_16_bit_wav_at_the_model_rate(
     speech: Pipeline, tiny_models: dict[str, Path]
 ) -> None:
     recorder = Recorder()
-    text = "Hello there, this is a test."
+    text = "Hello there. This is a test."
     result = speech.run(recorder.context(AudioSpeechInput(text=text)))
     (audio,) = result.outputs
     assert (audio.name, audio.content_type) == ("speech.wav", "audio/wav")
@@ -44,15 +51,36 @@ def test_speaks_into_a_16_bit_wav_at_the_model_rate(
         assert wav.getnframes() > 0
         assert audio.duration_s == pytest.approx(wav.getnframes() / wav.getframerate())
     assert result.usage_units == len(text)
-    assert recorder.progress == [(1, 2), (2, 2)]
+    assert recorder.progress == [(1, 2), (2, 2)]  # a step per sentence
     assert speech.memory_bytes > 0
 
 
 def test_a_stop_before_the_forward_pass_ends_the_run(speech: Pipeline) -> None:
     recorder = Recorder(stop_after=1)
     with pytest.raises(JobStopped):
-        speech.run(recorder.context(AudioSpeechInput(text="never spoken")))
+        speech.run(recorder.context(AudioSpeechInput(text="Spoken. Never spoken.")))
     assert recorder.progress == [(1, 2)]
+
+
+def test_long_text_is_spoken_in_sentence_sized_chunks() -> None:
+    text = "One two three. " + "word " * 30 + "\nLast line"
+    chunks = sentences(text, chunk_chars=40)
+    assert chunks[0] == "One two three."
+    assert all(len(chunk) <= 40 for chunk in chunks)
+    assert chunks[-1] == "Last line"
+    assert " ".join(chunks).split() == text.split()
+
+
+def test_a_model_that_speaks_too_long_fails_with_output_limit(tiny_models: dict[str, Path]) -> None:
+    pipeline = build_pipeline(
+        JobType.AUDIO_SPEECH, str(tiny_models["audio.speech"]), max_s_per_char=0.001, slack_s=0
+    )
+    pipeline.load("cpu")
+    recorder = Recorder()
+    with pytest.raises(LimitExceededError, match="past the") as caught:
+        pipeline.run(recorder.context(AudioSpeechInput(text="First. Second. Third.")))
+    assert caught.value.code == "output_limit"
+    assert recorder.progress == []  # stopped after the first chunk, before reporting it
 
 
 def test_text_without_speakable_characters_fails_permanently(speech: Pipeline) -> None:

@@ -13,6 +13,7 @@ from contracts import JobType
 from contracts.inputs import VideoEnhanceInput, VideoGenerateInput
 from gpu_consumers import blurhash
 from gpu_consumers.pipelines import JobStopped, PermanentError, Pipeline, build_pipeline
+from gpu_consumers.pipelines.video_generate import VideoGeneratePipeline
 from tests.unit.gpu_consumers.pipeline_harness import Recorder, tiny_models, write_video
 
 __all__ = ["tiny_models"]
@@ -21,7 +22,7 @@ __all__ = ["tiny_models"]
 @pytest.fixture(scope="module")
 def generate(tiny_models: dict[str, Path]) -> Pipeline:
     pipeline = build_pipeline(
-        JobType.VIDEO_GENERATE, str(tiny_models["video.generate"]), steps=2, batch_size=2
+        JobType.VIDEO_GENERATE, str(tiny_models["video.generate"]), steps=2, segment_frames=3
     )
     pipeline.load("cpu")
     return pipeline
@@ -60,7 +61,8 @@ def test_generates_an_h264_mp4_with_a_frame_per_tick_and_silent_audio(generate: 
     assert video.duration_s == pytest.approx(1.25)
     assert duration == pytest.approx(1.25, abs=0.1)
     assert result.usage_units == 2  # ceil(1.2) seconds
-    assert recorder.progress == [(frame, 5) for frame in range(1, 6)]
+    # Two segments (3 frames and 2) of two denoising steps each.
+    assert recorder.progress == [(step, 4) for step in range(1, 5)]
     recorder.assert_complete()
     (preview,) = recorder.previews
     assert Image.open(io.BytesIO(preview.data)).size == (64, 80)
@@ -81,8 +83,13 @@ def test_a_stop_ends_video_generation_at_once(generate: Pipeline) -> None:
     job = VideoGenerateInput(prompt="fire", duration_s=10, fps=8, width=64, height=64)
     with pytest.raises(JobStopped):
         generate.run(recorder.context(job))
-    # Frames come two at a time: the stop lands in the denoising of the second batch.
-    assert recorder.progress == [(1, 80), (2, 80)]
+    # 27 segments of 3 frames, two steps each: the stop lands in the second segment.
+    assert recorder.progress == [(1, 54), (2, 54)]
+
+
+def test_video_generation_runs_animatediff(generate: Pipeline) -> None:
+    assert isinstance(generate, VideoGeneratePipeline)
+    assert generate.pipeline_class_name == "AnimateDiffPipeline"
 
 
 def test_upscales_by_two_and_copies_the_audio(enhance: Pipeline, tmp_path: Path) -> None:
