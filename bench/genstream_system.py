@@ -66,12 +66,13 @@ BODY = json.dumps({"type": "synthetic", "input": {"steps": 0, "step_ms": 0, "out
 
 
 def bench_catalog(shipped: str) -> str:
-    """The shipped catalog with concurrency caps lifted: a benchmark queues thousands of
-    jobs per user, which the plans' caps (2 to 20 unfinished jobs) would reject."""
+    """The shipped catalog with concurrency and waiting caps lifted: a benchmark queues
+    thousands of jobs per user, which the plans' caps (2 to 20 queued or running, 20 to 1,000
+    waiting) would hold back or refuse. Each user's dispatch window is left as shipped."""
     catalog = tomllib.loads(shipped)
     lines = []
     for plan, limits in catalog["plans"].items():
-        limits = {**limits, "max_concurrent_jobs": 1_000_000}
+        limits = {**limits, "max_concurrent_jobs": 1_000_000, "max_waiting_jobs": 1_000_000}
         lines.append(f"[plans.{plan}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in limits.items()]
     for job_type, price in catalog["prices"].items():

@@ -59,7 +59,10 @@ class RejectReason(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     PLAN_LIMIT = "plan_limit"
     RATE_LIMITED = "rate_limited"
+    """No longer given: jobs over a plan's concurrency wait their turn (``queue_full`` past
+    its waiting bound). Kept so that rejections already on the topics still decode."""
     INVALID_INPUT = "invalid_input"
+    QUEUE_FULL = "queue_full"
 
 
 class JobStatus(StrEnum):

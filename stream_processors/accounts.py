@@ -74,7 +74,11 @@ class Hold(Reservation):
     deadline: datetime
     video_minutes: int = 0
     counts_as_video: bool = False
-    status: Literal["queued", "running"] = "queued"
+    status: Literal["waiting", "queued", "running"] = "queued"
+    """``waiting``: accepted, credits reserved, not on the tier topic yet (the user's turn has
+    not come); ``queued``: on the tier topic; ``running``: a worker started it."""
+    trace: str | None = None
+    """The request's ``traceparent``: a job queued later, on another job's end, keeps its own."""
 
 
 class Closed(BaseModel):
@@ -89,6 +93,9 @@ class Closed(BaseModel):
     """The job's acceptance, for jobs that ran or were queued."""
     cancelled_here: bool = False
     """Cancelled by the processors while queued (they wrote the ``JobCancelled``)."""
+    promoted: list[str] = Field(default_factory=list)
+    """Waiting jobs this job's end sent to the tier topic, to send again if the end is seen
+    again (the first sending may be what a crash lost)."""
 
 
 class Account(BaseModel):
@@ -105,6 +112,8 @@ class Account(BaseModel):
     """Recent idempotency keys and the job each one made."""
     ledger_keys: dict[str, bool] = Field(default_factory=dict)
     """Recent grant and purchase idempotency keys already counted."""
+    started_promoted: dict[str, list[str]] = Field(default_factory=dict)
+    """Waiting jobs sent to the tier topic when a job started, by the started job (bounded)."""
     usage_month: str = ""
     month_video_minutes: int = 0
     lifetime_videos: int = 0
@@ -194,17 +203,7 @@ def _acceptance(job_id: str, reserved: Reservation) -> list[Event]:
 
 def _dispatch(job_id: str, hold: Hold) -> list[Event]:
     """The acceptance of a job still open and its dispatch: a finished job is never queued again."""
-    queued = JobQueued(
-        job_id=job_id,
-        job_type=hold.job_type,
-        tier=hold.tier,
-        input=hold.input,
-        attempt=1,
-        topic=tier_topic(hold.job_type, hold.tier),
-        webhook_url=hold.webhook_url,
-        deadline=hold.deadline,
-    )
-    return [*_acceptance(job_id, hold), queued]
+    return [*_acceptance(job_id, hold), _queued(job_id, hold)]
 
 
 def _closing(job_id: str, closed: Closed) -> list[Event]:
@@ -244,17 +243,72 @@ def _replay_request(account: Account, job_id: str) -> list[Event]:
     """
     hold = account.holds.get(job_id)
     if hold is not None:
-        return _dispatch(job_id, hold)
+        return _acceptance(job_id, hold) if hold.status == "waiting" else _dispatch(job_id, hold)
     closed = account.closed[job_id]
     if closed.accepted is None:
         return _closing(job_id, closed)
     return _acceptance(job_id, closed.accepted) + _closing(job_id, closed)
 
 
+def _queued(job_id: str, hold: Hold) -> JobQueued:
+    return JobQueued(
+        job_id=job_id,
+        job_type=hold.job_type,
+        tier=hold.tier,
+        input=hold.input,
+        attempt=1,
+        topic=tier_topic(hold.job_type, hold.tier),
+        webhook_url=hold.webhook_url,
+        deadline=hold.deadline,
+    )
+
+
+def _take_turns(account: Account, catalog: Catalog) -> list[str]:
+    """Sends the user's oldest waiting jobs to the tier topic while the plan allows: at most
+    ``max_concurrent_jobs`` queued or running, at most ``dispatch_window`` of them queued.
+    Returns their ids (in the order they were requested)."""
+    limits = catalog.limits(account.plan)
+    queued = running = 0
+    waiting: list[str] = []
+    for job_id, hold in account.holds.items():
+        if hold.status == "queued":
+            queued += 1
+        elif hold.status == "running":
+            running += 1
+        else:
+            waiting.append(job_id)
+    turns = min(
+        len(waiting),
+        limits.dispatch_window - queued,
+        limits.max_concurrent_jobs - queued - running,
+    )
+    promoted = waiting[: max(0, turns)]
+    for job_id in promoted:
+        # A new hold, not the one changed in place: the caller's account shares it.
+        account.holds[job_id] = account.holds[job_id].model_copy(update={"status": "queued"})
+    return promoted
+
+
+def _dispatched(account: Account, job_ids: list[str]) -> list[Event]:
+    """The dispatch of those of ``job_ids`` on the tier topic and not started: a started job
+    has had its dispatch, and one sent again could run twice."""
+    return [
+        _queued(job_id, hold)
+        for job_id in job_ids
+        if (hold := account.holds.get(job_id)) is not None and hold.status == "queued"
+    ]
+
+
 def request_job(
-    account: Account, request: JobRequested, catalog: Catalog, *, may_wait: bool = False
+    account: Account,
+    request: JobRequested,
+    catalog: Catalog,
+    *,
+    may_wait: bool = False,
+    trace: str | None = None,
 ) -> Outcome:
-    """Accepts (reserving credits and usage, queueing on the tier topic) or rejects a job.
+    """Accepts (reserving credits and usage) or rejects a job. An accepted job goes to the
+    tier topic when the user's turn allows (``_take_turns``), else it waits, in order.
 
     With ``may_wait``, a job that an account without any credit yet cannot pay for raises
     ``CreditsOwedError`` instead of being rejected.
@@ -274,11 +328,13 @@ def request_job(
         account.usage_month = _month(request.requested_at)
         account.month_video_minutes = 0
     limits = catalog.limits(account.plan)
-    if len(account.holds) >= limits.max_concurrent_jobs:
+    waiting = sum(1 for hold in account.holds.values() if hold.status == "waiting")
+    if waiting >= limits.max_waiting_jobs:
         detail = (
-            f"at most {limits.max_concurrent_jobs} unfinished jobs on the {account.plan.value} plan"
+            f"at most {limits.max_waiting_jobs} jobs may wait on the {account.plan.value} plan,"
+            f" besides {limits.max_concurrent_jobs} queued or running"
         )
-        return _reject(account, job_id, RejectReason.RATE_LIMITED, detail)
+        return _reject(account, job_id, RejectReason.QUEUE_FULL, detail)
     refusal = _plan_refusal(account, request, catalog)
     if refusal is not None:
         return _reject(account, job_id, RejectReason.PLAN_LIMIT, refusal)
@@ -301,12 +357,16 @@ def request_job(
         deadline=request.requested_at + timedelta(seconds=limits.queue_ttl_s),
         video_minutes=minutes,
         counts_as_video=is_video,
+        status="waiting",
+        trace=trace,
     )
     account.balance -= price
     account.holds[job_id] = hold
     account.month_video_minutes += minutes
     account.lifetime_videos += int(is_video)
-    return account, _dispatch(job_id, hold)
+    caused = _acceptance(job_id, hold)
+    # Jobs already waiting are older: they take their turns first.
+    return account, caused + _dispatched(account, _take_turns(account, catalog))
 
 
 def _reject(account: Account, job_id: str, reason: RejectReason, detail: str) -> Outcome:
@@ -381,7 +441,7 @@ def cancel_requested(account: Account, event: JobCancelRequested) -> Outcome:
     if closed is not None:
         return account, _closing(event.job_id, closed) if closed.cancelled_here else []
     hold = account.holds.get(event.job_id)
-    if hold is None or hold.status != "queued":
+    if hold is None or hold.status == "running":
         return account, []
     detail = event.reason or "cancelled by the user"
     caused = _close(
@@ -413,7 +473,7 @@ def overdue(account: Account, now: datetime) -> list[JobExpired]:
     return [
         JobExpired(job_id=job_id, reason=EXPIRED_REASON, deadline=hold.deadline)
         for job_id, hold in account.holds.items()
-        if hold.status == "queued" and hold.deadline <= now
+        if hold.status != "running" and hold.deadline <= now
     ]
 
 
@@ -429,22 +489,67 @@ def _copy(account: Account) -> Account:
             "closed": dict(account.closed),
             "idempotency": dict(account.idempotency),
             "ledger_keys": dict(account.ledger_keys),
+            "started_promoted": dict(account.started_promoted),
         }
     )
 
 
-def apply(account: Account, event: Event, catalog: Catalog, *, may_wait: bool = False) -> Outcome:
+def _turns_after(account: Account, event: Event, catalog: Catalog) -> list[Event]:
+    """The turns a job's start or end gives the user's waiting jobs, and those it gave before.
+
+    What a start or an end sent to the tier topic is recorded with it, so that the same
+    input seen again sends it again (readers drop the repeats by event id): a crash may have
+    lost the first sending.
+    """
+    match event:
+        case JobStarted():
+            job_id = event.job_id
+            before = account.started_promoted.get(job_id, [])
+            promoted = _take_turns(account, catalog)
+            if promoted:
+                _remember(account.started_promoted, job_id, before + promoted)
+        case JobCompleted() | JobFailed() | JobCancelled() | JobExpired() | JobCancelRequested():
+            job_id = event.job_id
+            closed = account.closed.get(job_id)
+            if closed is None:
+                return []
+            if isinstance(event, JobCancelled) and closed.cancelled_here:
+                return []  # our own cancellation coming back: its turns were taken then
+            before = closed.promoted
+            promoted = _take_turns(account, catalog)
+            if promoted:
+                account.closed[job_id] = closed.model_copy(update={"promoted": before + promoted})
+        case _:
+            return []
+    return _dispatched(account, before + promoted)
+
+
+def apply(
+    account: Account,
+    event: Event,
+    catalog: Catalog,
+    *,
+    may_wait: bool = False,
+    trace: str | None = None,
+) -> Outcome:
     """Routes one event to its operation on a copy of ``account``; the input stays as it was.
 
     Events that concern no account change nothing. An event seen before changes nothing
     either, but writes the events it caused the first time again, identical, so that output
     lost in a crash is not lost for good (readers drop the repeats by event id).
-    ``may_wait`` lets a request raise ``CreditsOwedError`` (see ``request_job``).
+    ``may_wait`` lets a request raise ``CreditsOwedError`` (see ``request_job``); ``trace``
+    is the request's, kept for its dispatch.
     """
-    account = _copy(account)
+    account, caused = _route(_copy(account), event, catalog, may_wait=may_wait, trace=trace)
+    return account, caused + _turns_after(account, event, catalog)
+
+
+def _route(
+    account: Account, event: Event, catalog: Catalog, *, may_wait: bool, trace: str | None
+) -> Outcome:
     match event:
         case JobRequested():
-            return request_job(account, event, catalog, may_wait=may_wait)
+            return request_job(account, event, catalog, may_wait=may_wait, trace=trace)
         case JobCancelRequested():
             return cancel_requested(account, event)
         case JobStarted():
