@@ -2,7 +2,7 @@
 # Installs everything the stack and the tests need, each step only when missing:
 # the Python environment, Kafka's jars (Maven Central), MinIO (go install), PostgreSQL (Debian),
 # the web app (npm) and Chromium for the browser tests (Debian).
-# Usage: infra/setup.sh [python|kafka|s3|postgres|web|chromium|all]
+# Usage: infra/setup.sh [python|kafka|s3|postgres|web|chromium|helm|deploy-schemas|all]
 source "$(dirname "$0")/lib.sh"
 
 setup_python() {
@@ -15,8 +15,9 @@ setup_python() {
   log "python: creating $GENSTREAM_VENV and installing genstream with its dev tools and the model runtimes (torch, diffusers, transformers)"
   [[ -x $(python_bin) ]] || python3 -m venv "$GENSTREAM_VENV"
   local pip_log="$GENSTREAM_LOG_DIR/pip.log"
-  if ! { "$(python_bin)" -m pip install -q --upgrade pip \
-      && "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[dev,gpu]"; } >"$pip_log" 2>&1; then
+  # The same install step as the container images (infra/deploy/docker/Dockerfile).
+  if ! "$GENSTREAM_ROOT/infra/deploy/python-install.sh" "$(python_bin)" "$GENSTREAM_ROOT" dev,gpu \
+      --editable >"$pip_log" 2>&1; then
     tail -n 30 "$pip_log" >&2
     die "installing the Python dependencies failed (full log: $pip_log)"
   fi
@@ -60,6 +61,62 @@ setup_s3() {
   echo "$GENSTREAM_MINIO_VERSION" >"$stamp"
   # Sources and build cache (over a gigabyte) are only needed to build; the binary is what we keep.
   go clean -modcache -cache
+}
+
+# Helm renders and lints the chart in infra/deploy/helm; built with go install like MinIO.
+setup_helm() {
+  local version=${GENSTREAM_HELM_VERSION:-v4.3.2}
+  local bin="$GENSTREAM_CACHE_DIR/bin/helm" stamp="$GENSTREAM_CACHE_DIR/bin/helm.version"
+  if [[ -x $bin && -f $stamp && $(cat "$stamp") == "$version" ]]; then
+    return 0
+  fi
+  need_cmd go "Helm is built with go install (install Go 1.24 or newer)"
+  log "helm: building Helm $version with go install (a few minutes on 2 cores)"
+  local gopath="$GENSTREAM_CACHE_DIR/go"
+  (
+    export GOBIN="$GENSTREAM_CACHE_DIR/bin" GOPATH="$gopath" GOMODCACHE="$gopath/mod" \
+      GOCACHE="$gopath/build" GOFLAGS=-modcacherw
+    go install "helm.sh/helm/v4/cmd/helm@$version" && go clean -modcache -cache
+  ) >"$GENSTREAM_LOG_DIR/helm-build.log" 2>&1 \
+    || die_with_log "$GENSTREAM_LOG_DIR/helm-build.log" "building Helm failed"
+  echo "$version" >"$stamp"
+}
+
+# The schemas the chart's rendered manifests are checked against beside Kubernetes' own
+# (which the kubernetes-validate package ships): KEDA's CRDs from its Go module, Strimzi's
+# from the npm package of validators generated from its CRDs.
+setup_deploy_schemas() {
+  local keda=${GENSTREAM_KEDA_VERSION:-v2.21.1} strimzi=${GENSTREAM_STRIMZI_MODELS_VERSION:-1.0.1}
+  local dir="$GENSTREAM_CACHE_DIR/deploy-schemas" want
+  want="keda $keda strimzi-models $strimzi"
+  if [[ -f $dir/.complete && $(cat "$dir/.complete") == "$want" ]]; then
+    return 0
+  fi
+  need_cmd go "KEDA's CRDs come from its Go module (install Go 1.24 or newer)"
+  need_cmd npm "Strimzi's CRD validators come from the npm registry (install Node.js and npm)"
+  log "deploy schemas: KEDA $keda CRDs (Go module proxy), Strimzi validators $strimzi (npm)"
+  rm -rf "$dir" && mkdir -p "$dir/keda" "$dir/strimzi"
+  local gopath="$GENSTREAM_CACHE_DIR/go-keda" fetch_log="$GENSTREAM_LOG_DIR/deploy-schemas.log"
+  local extract_crds='
+import pathlib, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    for name in archive.namelist():
+        if "/config/crd/bases/keda.sh_" in name and name.endswith(".yaml"):
+            pathlib.Path(sys.argv[2], name.rsplit("/", 1)[1]).write_bytes(archive.read(name))
+'
+  (
+    export GOPATH="$gopath" GOMODCACHE="$gopath/mod" GOFLAGS=-modcacherw
+    # The module's zip, not its extracted tree: extraction is refused when the module asks
+    # for a newer Go than the one here (go then exits non-zero, the zip downloaded all the
+    # same), and only its YAML is wanted.
+    zip=$( { go mod download -json "github.com/kedacore/keda/v2@$keda" || true; } \
+      | sed -n 's/^[[:space:]]*"Zip": "\(.*\)",$/\1/p') && [[ -f $zip ]] \
+      && python3 -c "$extract_crds" "$zip" "$dir/keda" \
+      && npm install --prefix "$dir/strimzi" --no-audit --no-fund --loglevel=error \
+        "@kubernetes-models/strimzi-kafka-operator@$strimzi"
+  ) >"$fetch_log" 2>&1 || die_with_log "$fetch_log" "fetching the deploy schemas failed"
+  chmod -R u+w "$gopath" && rm -rf "$gopath"
+  echo "$want" >"$dir/.complete"
 }
 
 setup_postgres() {
@@ -115,8 +172,10 @@ case "${1:-all}" in
   kafka) setup_kafka ;;
   s3) setup_s3 ;;
   postgres) setup_postgres ;;
+  helm) setup_helm ;;
+  deploy-schemas) setup_deploy_schemas ;;
   web) setup_web ;;
   chromium) setup_chromium ;;
-  all) setup_python; setup_kafka; setup_postgres; setup_s3; setup_web; setup_chromium ;;
-  *) die "usage: $0 [python|kafka|s3|postgres|web|chromium|all]" ;;
+  all) setup_python; setup_kafka; setup_postgres; setup_s3; setup_web; setup_chromium; setup_helm; setup_deploy_schemas ;;
+  *) die "usage: $0 [python|kafka|s3|postgres|web|chromium|helm|deploy-schemas|all]" ;;
 esac
