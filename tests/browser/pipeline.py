@@ -79,7 +79,7 @@ class Pipeline:
                 "GENSTREAM_PROJECTION_SESSION_TIMEOUT_S": "6",
             },
         )
-        self.api_url = self._serve_api(
+        self._serve_api(
             {
                 "GENSTREAM_ENVIRONMENT": "test",
                 "GENSTREAM_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
@@ -165,25 +165,42 @@ class Pipeline:
         return process
 
     def _serve_api(self, env: dict[str, str]) -> str:
-        """uvicorn on a loopback port it is handed bound; returns its URL once it answers."""
+        """uvicorn on a loopback port it is handed bound; returns its URL once it answers.
+
+        The test keeps the port's socket, so that a restarted API serves the same address and
+        connections made meanwhile wait in its backlog instead of being refused.
+        """
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        self._cleanup.callback(listener.close)
+        self._api_env = env
+        self._listener = listener
+        self.api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        self._start_api()
+        return self.api_url
+
+    def _start_api(self) -> None:
+        fd = self._listener.fileno()
         args = ["-m", "uvicorn", "--factory", "tests.browser.served:app"]
-        args += ["--fd", str(listener.fileno()), "--log-level", "warning"]
-        api = self._process("api", args, env, pass_fds=(listener.fileno(),))
-        listener.close()
+        args += ["--fd", str(fd), "--log-level", "warning"]
+        api = self._process("api", args, self._api_env, pass_fds=(fd,))
+        self._api = api
 
         def answers() -> bool:
             assert api.poll() is None, f"the API exited:\n{self.logs()}"
             try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
 
         poll_until(answers, timeout_s=60, interval_s=0.1, what="the API to answer /healthz")
-        return url
+
+    def restart_api(self) -> None:
+        """Kills the API (every open connection drops) and starts it again on the same port."""
+        self._api.kill()
+        self._api.wait(30)
+        self._start_api()
 
     def _drop_schema(self) -> None:
         with self.engine.begin() as connection:

@@ -129,7 +129,21 @@ def test_a_long_job_is_cancelled_from_its_page(
     session.long_job = page.url.rsplit("/", 1)[1]
     status = page.locator("[data-status]")
     expect(status).to_have_attribute("data-status", "running", timeout=30_000)
-    expect(page.get_by_text(re.compile(r"^Step \d+ of 600"))).to_be_visible()
+    step = page.get_by_text(re.compile(r"^Step \d+ of 600"))
+    expect(step).to_be_visible()
+    # A network drop: the API dies with the stream open; the page reconnects by itself,
+    # resumes after the last event id it had, and shows live progress again.
+    streams: list[Request] = []
+    page.on("request", lambda request: streams.append(request))
+    pipeline.restart_api()
+    connection = page.locator("[data-connection]")
+    expect(connection).to_have_attribute("data-connection", "open", timeout=30_000)
+    resumed = [r for r in streams if r.resource_type == "eventsource"]
+    assert resumed, "the page opened no stream after the drop"
+    resumed_after = resumed[0].all_headers().get("last-event-id", "")
+    assert re.fullmatch(r"\d+(\.\d+)?", resumed_after), resumed[0].all_headers()
+    before = step.inner_text()
+    expect(step).not_to_have_text(before)
     _shot(page, screenshots, "05-long-job-running")
     page.get_by_role("button", name="Cancel job").click()
     expect(page.locator("[data-status]")).to_have_attribute(
