@@ -32,7 +32,7 @@ infra-status:
 
 up: infra-up
 	@infra/services.sh up
-	@echo "genstream is up: API on $(API_URL) (logs in var/log/, stop with make down)"
+	@echo "genstream is up: API on $(API_URL), web app on $(API_URL)/ (logs in var/log/, stop with make down)"
 
 down:
 	@infra/stack.sh down
@@ -41,7 +41,7 @@ status: infra-status
 
 dev: up
 	@$(PY) -m genstream.cli demo --api-url $(API_URL)
-	@echo "the stack keeps running: API on $(API_URL); make down stops it"
+	@echo "the stack keeps running: API on $(API_URL), web app on $(API_URL)/; make down stops it"
 
 lint: setup
 	$(PY) -m ruff check .
