@@ -69,7 +69,7 @@ def test_hadolint_finds_nothing() -> None:
 def test_every_base_is_pinned_to_a_release() -> None:
     stages = _stages(DOCKERFILE.read_text())
     bases = {s.base for s in stages.values() if s.base not in stages}
-    assert len(bases) == 2, bases  # CPython for the services, CUDA for the workers
+    assert len(bases) == 3, bases  # CPython for the services, CUDA for the workers, Node.js
     for base in bases:
         tag = base.partition(":")[2]
         assert re.search(r"\d+\.\d+\.\d+", tag), f"{base} is not pinned to a release"
@@ -88,10 +88,11 @@ def test_targets_run_as_a_non_root_user_and_install_with_the_setup_script() -> N
             for kind, rest in instructions
             if kind == "COPY" and rest.startswith("--from=")
         ]
-        (builder,) = {name for name in copied_from if name in stages}
         runs = [
             shlex.split(rest)
-            for stage in _chain(stages, builder)
+            for name in copied_from
+            if name in stages
+            for stage in _chain(stages, name)
             for kind, rest in stage.instructions
             if kind == "RUN"
         ]
@@ -123,3 +124,37 @@ def test_the_chart_runs_the_images_entry_points() -> None:
     assert "probe.py /opt/genstream/probe.py" in copied  # the chart's exec probes run it
     probes = str(render("production"))
     assert "/opt/genstream/probe.py" in probes
+
+
+def test_the_web_app_is_built_as_infra_setup_sh_builds_it() -> None:
+    setup = (ROOT / "infra" / "setup.sh").read_text()
+    body = re.search(r"^setup_web\(\) \{\n(.*?)^\}", setup, re.MULTILINE | re.DOTALL)
+    assert body is not None
+    npm = [c.strip() for c in re.findall(r"&&\s*(npm (?:ci|run)[^&)\n\\]*)", body.group(1))]
+    assert npm, "setup_web runs no npm"
+    stages = _stages(DOCKERFILE.read_text())
+    runs = [rest for kind, rest in stages["web-build"].instructions if kind == "RUN"]
+    assert [" ".join(shlex.split(run)) for run in runs] == [" ".join(shlex.split(c)) for c in npm]
+    copies = [rest for kind, rest in stages["services"].instructions if kind == "COPY"]
+    assert (
+        "--from=web-build /src/web/dist /opt/genstream/lib/python3.11/site-packages/web/dist"
+        in (copies)
+    )
+
+
+def test_the_build_context_holds_everything_the_dockerfile_copies() -> None:
+    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    assert "*" in ignore  # everything else stays out of the context
+    sources = [
+        source
+        for stage in _stages(DOCKERFILE.read_text()).values()
+        for kind, rest in stage.instructions
+        if kind == "COPY" and not rest.startswith("--from=")
+        for source in shlex.split(rest)[:-1]
+    ]
+    assert sources
+    for source in sources:
+        source = source.rstrip("/").removesuffix("/.")
+        assert (ROOT / source).exists(), source
+        assert any(source == a or source.startswith(f"{a}/") for a in allowed), source
