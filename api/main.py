@@ -3,27 +3,54 @@
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.events import stream_engine
 from api.settings import ApiSettings
 from genstream.db import async_engine
 from genstream.logs import configure_logging
+from genstream.tracing import configure_tracing
 from producers import EventProducer
+
+
+def instrument(app: FastAPI, engine: AsyncEngine) -> None:
+    """Spans for every request (an incoming ``traceparent`` is their parent, and answers
+    carry a ``traceresponse``) and for the queries of ``engine``."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.propagators import (
+        TraceResponsePropagator,
+        set_global_response_propagator,
+    )
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
+    # Probes and scrapes are not worth a trace each.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
+    # Its declared range stops short of the SQLAlchemy in use; the engine events it hooks are
+    # the same.
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, skip_dep_check=True)
 
 
 def main() -> None:
     settings = ApiSettings()
     configure_logging("api", settings.log_level)
+    traced = configure_tracing("genstream-api")
     producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
     try:
+        engine = async_engine(settings.pg)
         app = create_app(
             settings,
-            engine=async_engine(settings.pg),
+            engine=engine,
             stream_engine=stream_engine(settings),
             dispose_engine=True,
             producer=producer,
         )
+        if traced:
+            instrument(app, engine)
         uvicorn.run(
             app,
             host=settings.api.host,

@@ -7,7 +7,7 @@ high-rate event and goes to its own short-lived topic instead.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -91,6 +91,10 @@ class JobRequested(JobEvent):
     requested_at: UtcDatetime
     media: MediaInfo | None = None
     """Measurements of the uploaded input, for job types that take one."""
+    metadata: dict[str, Any] | None = None
+    """The caller's own small JSON object (at most 2,048 bytes), as given."""
+    end_user: Id | None = None
+    """The caller's id of its own user the job is for."""
 
     @model_validator(mode="after")
     def _input_matches_type(self) -> JobRequested:

@@ -1,4 +1,5 @@
-"""Structured JSON logs; every record carries the current job_id and trace_id, when known."""
+"""Structured JSON logs; every record carries the current job_id, trace_id and span_id, when
+known."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+from genstream.tracing import current_ids
 
 _job_id: ContextVar[str | None] = ContextVar("genstream_job_id", default=None)
 _trace_id: ContextVar[str | None] = ContextVar("genstream_trace_id", default=None)
@@ -29,8 +32,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "job_id": _job_id.get(),
-            "trace_id": _trace_id.get(),
         }
+        # Inside a span its ids; otherwise the trace the job's events carry, when known.
+        ids = current_ids()
+        entry["trace_id"], entry["span_id"] = ids if ids is not None else (_trace_id.get(), None)
         entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

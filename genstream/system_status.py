@@ -48,11 +48,13 @@ __all__ = [
     "StatusSnapshot",
     "TierState",
     "collect_status",
+    "dead_letter_end",
     "dead_letter_reason",
     "probe_services",
     "read_kafka",
     "read_model_facts",
     "snapshot",
+    "tier_ttls",
 ]
 
 _LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -154,10 +156,10 @@ DEFAULT_SERVICES: Final[Mapping[str, str]] = {
     "processors": "http://127.0.0.1:9403/metrics",
     "webhooks": "http://127.0.0.1:9404/metrics",
     "retry-relay": "http://127.0.0.1:9405/metrics",
-    "worker-image": "http://127.0.0.1:9411/metrics",
-    "worker-video": "http://127.0.0.1:9412/metrics",
-    "worker-audio": "http://127.0.0.1:9413/metrics",
-    "worker-synthetic": "http://127.0.0.1:9414/metrics",
+    "worker-image": "http://127.0.0.1:9406/metrics",
+    "worker-video": "http://127.0.0.1:9407/metrics",
+    "worker-audio": "http://127.0.0.1:9408/metrics",
+    "worker-synthetic": "http://127.0.0.1:9409/metrics",
 }
 """Each service of the local stack and the address that answers while it is up (the ports
 ``infra/services.sh`` gives them)."""
@@ -214,8 +216,14 @@ def dead_letter_reason(error: str) -> str:
 
 
 def read_kafka(
-    settings: KafkaSettings, scope: StatusScope, *, now: datetime | None = None
+    settings: KafkaSettings,
+    scope: StatusScope,
+    *,
+    now: datetime | None = None,
+    dead_letters: bool = True,
 ) -> KafkaFacts:
+    """Groups (state, members, lag), tier depths and, with ``dead_letters``, the last hour's
+    dead letters by reason."""
     admin = AdminClient(settings.librdkafka("status"))
     timeout_s = scope.kafka_timeout_s
     groups = _group_states(admin, scope.groups, timeout_s)
@@ -235,7 +243,11 @@ def read_kafka(
                 continue
             position = max(committed.get(key, -1), starts[key])
             depths[tp.topic] = depths.get(tp.topic, 0) + max(0, ends[key] - position)
-    dead = _dead_letters(settings, DEADLETTER.prefixed(scope.topic_prefix).name, now, timeout_s)
+    dead = (
+        _dead_letters(settings, DEADLETTER.prefixed(scope.topic_prefix).name, now, timeout_s)
+        if dead_letters
+        else []
+    )
     return KafkaFacts(groups=groups, tier_depths=depths, dead_letters=dead)
 
 
@@ -425,7 +437,17 @@ def read_model_facts(connection: Connection, *, failures_shown: int = 10) -> Rea
     )
 
 
-def _tier_ttls(catalog: Catalog | None) -> dict[str, int | None]:
+def dead_letter_end(settings: KafkaSettings, scope: StatusScope) -> int | None:
+    """The dead-letter topic's end offsets summed: how many records were ever parked."""
+    admin = AdminClient(settings.librdkafka("status"))
+    topic = DEADLETTER.prefixed(scope.topic_prefix)
+    partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+    ends = _offsets(admin, partitions, _LATEST, scope.kafka_timeout_s)
+    return sum(ends.values()) if ends else None
+
+
+def tier_ttls(catalog: Catalog | None) -> dict[str, int | None]:
+    """Each tier's queue lifetime, from the plan that dispatches into it."""
     ttls: dict[str, int | None] = {}
     if catalog is None:
         return ttls
@@ -446,7 +468,7 @@ def snapshot(
 ) -> StatusSnapshot:
     """Puts the facts together and says what is wrong; pure, so tests give it any facts."""
     now = now or datetime.now(UTC)
-    ttls = _tier_ttls(catalog)
+    ttls = tier_ttls(catalog)
     services = list(services)
     problems = [
         f"{service.name} is down ({service.detail})" for service in services if not service.up

@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from genstream.kafka.deadletter import DeadLetters
 from genstream.logs import configure_logging
 from genstream.signals import stop_on_signals
+from genstream.tracing import configure_tracing
 from gpu_consumers.control import JobControl
 from gpu_consumers.gpu_stats import GpuStats
 from gpu_consumers.hosting import worker_pipelines
@@ -29,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv
     settings = WorkerSettings()
     configure_logging("worker", settings.log_level)
+    # botocore's calls are the workers' downloads of uploads; outputs have their own span.
+    configure_tracing(
+        f"genstream-worker-{settings.worker_workload.value}", instrument_botocore=True
+    )
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
     topology = WorkerTopology(settings.worker_workload, prefix=settings.worker_topic_prefix)

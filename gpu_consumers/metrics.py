@@ -23,6 +23,11 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 3, 4, 6, 8, 16, 32, 64),
 )
 OUTCOMES = Counter("genstream_worker_jobs_total", "Jobs handled, by how they ended", ["outcome"])
+JOB_OUTCOMES = Counter(
+    "genstream_worker_job_outcomes_total",
+    "Jobs handled, by job type, tier and how they ended",
+    ["job_type", "tier", "outcome"],
+)
 DEAD_LETTERS = Counter(
     "genstream_worker_dead_letters_total", "Records parked on the dead-letter topic", ["reason"]
 )

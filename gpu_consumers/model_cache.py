@@ -8,7 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from contracts import JobType
+from genstream.tracing import tracer
 from gpu_consumers.pipelines.base import Pipeline, TransientError
+
+_tracer = tracer(__name__)
 
 __all__ = ["CacheStats", "ModelCache", "ModelKey"]
 
@@ -70,16 +73,20 @@ class ModelCache:
                 self._loaded.move_to_end(key)
                 return pipeline
             self._misses += 1
-            pipeline = self._factory(key)
-            self._make_room(pipeline.memory_bytes)
-            try:
-                pipeline.load(self._device)
-            except TransientError:
-                if not self._loaded:
-                    raise
-                # Most likely out of device memory: what the others hold may be all it needs.
-                self._make_room(self._budget + 1)
-                pipeline.load(self._device)
+            with _tracer.start_as_current_span("model.load") as span:
+                span.set_attribute("genstream.job_type", str(key[0]))
+                span.set_attribute("genstream.device", self._device)
+                pipeline = self._factory(key)
+                self._make_room(pipeline.memory_bytes)
+                try:
+                    pipeline.load(self._device)
+                except TransientError:
+                    if not self._loaded:
+                        raise
+                    # Most likely out of device memory: what the others hold may be all it
+                    # needs.
+                    self._make_room(self._budget + 1)
+                    pipeline.load(self._device)
             self._make_room(pipeline.memory_bytes)
             self._loaded[key] = pipeline
             return pipeline

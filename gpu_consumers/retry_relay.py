@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from prometheus_client import start_http_server
 
 from contracts import ContractError, JobQueued, decode
 from genstream.kafka import KafkaSettings
@@ -23,6 +24,7 @@ from genstream.kafka.deadletter import DeadLetters
 from genstream.kafka.records import record_headers
 from genstream.logs import configure_logging
 from genstream.signals import stop_on_signals
+from genstream.tracing import configure_tracing
 from gpu_consumers.runner import DUE_HEADER
 from gpu_consumers.settings import WorkerSettings
 from gpu_consumers.topology import WorkerTopology
@@ -125,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     del argv
     settings = WorkerSettings()
     configure_logging("retry-relay", settings.log_level)
+    configure_tracing("genstream-retry-relay")
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
     topology = WorkerTopology(settings.worker_workload, prefix=settings.worker_topic_prefix)
     stop = threading.Event()
     stop_on_signals(stop, log=_log, message="stopping; the record in hand is finished")

@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import get_current_span as current_span
+from opentelemetry.trace import use_span
+
 from contracts import (
     EXPIRED_REASON,
     Envelope,
@@ -43,7 +46,6 @@ from contracts import (
     Tier,
     TopicSpec,
     VideoEnhanceInput,
-    child_traceparent,
     derived_event_id,
     encode,
     kafka_headers,
@@ -52,6 +54,7 @@ from contracts import (
 from contracts.traceparent import TraceParent
 from genstream.kafka.deadletter import parked_headers
 from genstream.logs import log_context
+from genstream.tracing import event_trace, span_from, tracer
 from gpu_consumers import metrics
 from gpu_consumers.backoff import retry_delay_ms
 from gpu_consumers.control import JobControl
@@ -78,6 +81,7 @@ DUE_HEADER = "genstream-due-ms"
 """On the retry topic: when (epoch ms) the attempt may go back to its tier topic."""
 
 _log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 PipelineProvider = Callable[[JobType], Pipeline]
 
@@ -166,7 +170,7 @@ class JobRunner:
             data,
             user_id=cause.user_id,
             source=SOURCE,
-            trace=child_traceparent(cause.trace),
+            trace=event_trace(cause.trace),
             event_id=event_id,
         )
 
@@ -220,6 +224,16 @@ class JobRunner:
 
         return finish
 
+    def _span(self, cause: Envelope[JobQueued], name: str, tier: Tier) -> Any:
+        attributes = {
+            "genstream.job_id": cause.data.job_id,
+            "genstream.job_type": cause.data.job_type.value,
+            "genstream.tier": tier.value,
+            "genstream.attempt": cause.data.attempt,
+            "genstream.worker_id": self._settings.worker_id,
+        }
+        return span_from(_tracer, name, cause.trace, attributes=attributes)
+
     def _logged(self, cause: Envelope[JobQueued]) -> Any:
         return log_context(
             job_id=cause.data.job_id, trace_id=TraceParent.parse(cause.trace).trace_id
@@ -228,6 +242,7 @@ class JobRunner:
     def _record(self, cause: Envelope[JobQueued], tier: Tier, outcome: Outcome) -> Outcome:
         with self._logged(cause):
             metrics.OUTCOMES.labels(outcome.how).inc()
+            metrics.JOB_OUTCOMES.labels(cause.data.job_type.value, tier.value, outcome.how).inc()
             _log.info(
                 "job %s", outcome.how, extra={"attempt": cause.data.attempt, "tier": tier.value}
             )
@@ -254,6 +269,9 @@ class JobRunner:
         metrics.QUEUE_WAIT.labels(self._topology.workload.value, tier.value).observe(
             max(0.0, waited)
         )
+        # From queued to started: the queued event's time is when the wait began.
+        with span_from(_tracer, "job.queue_wait", cause.trace, start=cause.time) as span:
+            span.set_attribute("genstream.tier", tier.value)
         started = JobStarted(
             job_id=job.job_id, worker_id=self._settings.worker_id, attempt=job.attempt
         )
@@ -261,7 +279,7 @@ class JobRunner:
         return time.monotonic()
 
     def _run_alone(self, cause: Envelope[JobQueued], tier: Tier) -> _End:
-        with self._logged(cause):
+        with self._logged(cause), self._span(cause, "job.run", tier):
             begun = self._begin(cause, tier)
             work_dir = self._work_dir(cause)
             previews = _Previews(self._preview_pool)
@@ -295,7 +313,7 @@ class JobRunner:
         end: Callable[[], Outcome],
     ) -> _End:
         def ending() -> Outcome:
-            with self._logged(cause):
+            with self._logged(cause), self._span(cause, "job.end", tier):
                 previews.wait()
                 outcome = end()
             return self._record(cause, tier, outcome)
@@ -353,7 +371,8 @@ class JobRunner:
     ) -> Outcome:
         job = cause.data
         try:
-            outputs = self._store_outputs(cause, result)
+            with _tracer.start_as_current_span("job.output_upload"):
+                outputs = self._store_outputs(cause, result)
         except TransientError as exc:
             return self._fail(cause, ran_s, "transient_error", str(exc), True)
         completed = JobCompleted(
@@ -410,6 +429,7 @@ class JobRunner:
                 check_input(path, measured, self._input_bounds, upload_id=upload_id)
                 inputs[upload_id] = path
         throttle = ProgressThrottle(self._settings.worker_progress_interval_ms / 1000)
+        run_span = current_span()
         lock = threading.Lock()
         known = [0, 1]
         """The latest step and total reported, so a late preview never moves progress back."""
@@ -422,6 +442,8 @@ class JobRunner:
             force: bool = False,
             blurhash: str | None = None,
         ) -> None:
+            if run_span.is_recording():
+                run_span.add_event("step", {"step": step, "total": total})
             with lock:
                 known[:] = [max(known[0], step), total]
                 if not throttle.admit(step, total, force=force):
@@ -457,7 +479,12 @@ class JobRunner:
             progress(step, max(step, total), "preview", force=True, blurhash=shot.blurhash)
 
         def preview(shot: Preview) -> None:
-            previews.submit(lambda: store_preview(shot))
+            previews.submit(lambda: traced_preview(shot))
+
+        def traced_preview(shot: Preview) -> None:
+            # In a thread of its own: its events name the run's span, ended or not.
+            with use_span(run_span, end_on_exit=False):
+                store_preview(shot)
 
         progress(0, 1, "started", force=True)
         return RunContext(

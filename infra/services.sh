@@ -7,18 +7,21 @@ source "$(dirname "$0")/lib.sh"
 # On the secured three-broker stack each service connects as the Kafka principal of its name
 # (genstream/kafka/principals.py). The retry relay runs on its own, not inside the workers,
 # so that it has a principal of its own.
+# Each serves Prometheus metrics on loopback at GENSTREAM_METRICS_PORT_BASE (9400) plus its
+# number below (docs/operations.md; genstream status and infra/deploy/prometheus expect them).
 WORKER="env GENSTREAM_WORKER_RUN_RETRY_RELAY=false $GENSTREAM_VENV/bin/genstream-worker"
+M=$GENSTREAM_METRICS_PORT_BASE
 SERVICES=(
-  "outbox-relay|$GENSTREAM_VENV/bin/genstream-outbox-relay"
-  "projection|$GENSTREAM_VENV/bin/genstream-projection"
-  "processors|$GENSTREAM_VENV/bin/genstream-processors"
+  "outbox-relay|env GENSTREAM_OUTBOX_METRICS_PORT=$((M + 1)) $GENSTREAM_VENV/bin/genstream-outbox-relay"
+  "projection|env GENSTREAM_PROJECTION_METRICS_PORT=$((M + 2)) $GENSTREAM_VENV/bin/genstream-projection"
+  "processors|env GENSTREAM_PROCESSORS_METRICS_PORT=$((M + 3)) $GENSTREAM_VENV/bin/genstream-processors"
   "api|$GENSTREAM_VENV/bin/genstream-api"
-  "webhooks|env GENSTREAM_WEBHOOKS__ALLOW_LOOPBACK=true $GENSTREAM_VENV/bin/genstream-webhooks"
-  "worker-image|env GENSTREAM_WORKER_WORKLOAD=image $WORKER"
-  "worker-video|env GENSTREAM_WORKER_WORKLOAD=video $WORKER"
-  "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio $WORKER"
-  "worker-synthetic|env GENSTREAM_WORKER_WORKLOAD=synthetic $WORKER"
-  "retry-relay|$GENSTREAM_VENV/bin/python -m gpu_consumers.retry_relay"
+  "webhooks|env GENSTREAM_WEBHOOKS__ALLOW_LOOPBACK=true GENSTREAM_WEBHOOKS_METRICS_PORT=$((M + 4)) $GENSTREAM_VENV/bin/genstream-webhooks"
+  "worker-image|env GENSTREAM_WORKER_WORKLOAD=image GENSTREAM_WORKER_METRICS_PORT=$((M + 6)) $WORKER"
+  "worker-video|env GENSTREAM_WORKER_WORKLOAD=video GENSTREAM_WORKER_METRICS_PORT=$((M + 7)) $WORKER"
+  "worker-audio|env GENSTREAM_WORKER_WORKLOAD=audio GENSTREAM_WORKER_METRICS_PORT=$((M + 8)) $WORKER"
+  "worker-synthetic|env GENSTREAM_WORKER_WORKLOAD=synthetic GENSTREAM_WORKER_METRICS_PORT=$((M + 9)) $WORKER"
+  "retry-relay|env GENSTREAM_WORKER_METRICS_PORT=$((M + 5)) $GENSTREAM_VENV/bin/python -m gpu_consumers.retry_relay"
 )
 
 # Without GENSTREAM_WORKER_MODELS (model directories per job type), the workers run tiny

@@ -2,7 +2,8 @@
 # Installs everything the stack and the tests need, each step only when missing:
 # the Python environment, Kafka's jars (Maven Central), MinIO (go install), PostgreSQL (Debian),
 # the web app (npm) and Chromium for the browser tests (Debian).
-# Usage: infra/setup.sh [python|kafka|s3|postgres|web|chromium|helm|deploy-schemas|all]
+# Jaeger and promtool (go install).
+# Usage: infra/setup.sh [python|kafka|s3|postgres|web|chromium|jaeger|promtool|helm|deploy-schemas|all]
 source "$(dirname "$0")/lib.sh"
 
 setup_python() {
@@ -133,6 +134,41 @@ setup_postgres() {
   pg_bin initdb >/dev/null || die "PostgreSQL installed but initdb not found"
 }
 
+# go_build_tool NAME MODULE VERSION PACKAGE: builds one Go program into .cache/bin, once per version.
+# Built inside the downloaded module rather than by `go install MODULE@VERSION`, which refuses
+# modules whose go.mod has replace directives (Jaeger's has).
+go_build_tool() {
+  local name=$1 module=$2 version=$3 package=$4
+  local bin="$GENSTREAM_CACHE_DIR/bin/$name" stamp="$GENSTREAM_CACHE_DIR/bin/$name.version"
+  if [[ -x $bin && -f $stamp && $(cat "$stamp") == "$version" ]]; then
+    return 0
+  fi
+  need_cmd go "$name is built with Go (install Go 1.24 or newer)"
+  log "$name: building $module@$version with Go (minutes on 2 cores)"
+  local gopath="$GENSTREAM_CACHE_DIR/go-$name" build_log="$GENSTREAM_LOG_DIR/$name-build.log"
+  (
+    # GOWORK=off: a module's go.work names modules its published zip leaves out (Prometheus').
+    export GOPATH="$gopath" GOMODCACHE="$gopath/mod" GOCACHE="$gopath/build" GOFLAGS=-modcacherw \
+      GOTOOLCHAIN=local GOWORK=off
+    dir=$(cd "$GENSTREAM_CACHE_DIR" && go mod download -json "$module@$version" \
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') && [[ -n $dir ]] \
+      && cd "$dir" && go build -trimpath -o "$bin.tmp" "$package"
+  ) >"$build_log" 2>&1 || die_with_log "$build_log" "building $name failed"
+  mv "$bin.tmp" "$bin"
+  echo "$version" >"$stamp"
+  # Sources and build cache (gigabytes) are only needed to build; the binary is what we keep.
+  chmod -R u+w "$gopath" && rm -rf "$gopath"
+}
+
+setup_jaeger() {
+  go_build_tool jaeger github.com/jaegertracing/jaeger "$GENSTREAM_JAEGER_VERSION" ./cmd/jaeger
+}
+
+# promtool checks the Prometheus scrape configuration and alert rules in infra/deploy/prometheus.
+setup_promtool() {
+  go_build_tool promtool github.com/prometheus/prometheus "$GENSTREAM_PROMTOOL_VERSION" ./cmd/promtool
+}
+
 # The web app (web/): npm ci and a Vite build into web/dist, which the API serves; again only
 # when its sources, its lock file or the job schemas it builds forms from changed.
 setup_web() {
@@ -176,6 +212,8 @@ case "${1:-all}" in
   deploy-schemas) setup_deploy_schemas ;;
   web) setup_web ;;
   chromium) setup_chromium ;;
-  all) setup_python; setup_kafka; setup_postgres; setup_s3; setup_web; setup_chromium; setup_helm; setup_deploy_schemas ;;
-  *) die "usage: $0 [python|kafka|s3|postgres|web|chromium|helm|deploy-schemas|all]" ;;
+  jaeger) setup_jaeger ;;
+  promtool) setup_promtool ;;
+  all) setup_python; setup_kafka; setup_postgres; setup_s3; setup_jaeger; setup_promtool; setup_web; setup_chromium; setup_helm; setup_deploy_schemas ;;
+  *) die "usage: $0 [python|kafka|s3|postgres|web|chromium|jaeger|promtool|helm|deploy-schemas|all]" ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole real stack on loopback: Kafka (KRaft), PostgreSQL, the S3 server; then topics,
-# migrations and buckets. Idempotent: `up` twice leaves one of each running.
+# The whole real stack on loopback: Kafka (KRaft), PostgreSQL, the S3 server and Jaeger (traces);
+# then topics, migrations and buckets. Idempotent: `up` twice leaves one of each running.
 # Usage: infra/stack.sh up|down|status
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +25,8 @@ GENSTREAM_S3__SECRET_KEY=$GENSTREAM_S3_SECRET_KEY
 GENSTREAM_AUTH__JWT_SECRET=$GENSTREAM_JWT_SECRET
 GENSTREAM_PAYMENTS__WEBHOOK_SECRET=$GENSTREAM_PAYMENTS_WEBHOOK_SECRET
 GENSTREAM_WEBHOOKS__ENCRYPTION_KEY=$GENSTREAM_WEBHOOKS_ENCRYPTION_KEY
+# The services' OpenTelemetry spans go to this stack's Jaeger (OTLP over HTTP).
+OTEL_EXPORTER_OTLP_ENDPOINT=http://$GENSTREAM_HOST:$GENSTREAM_JAEGER_OTLP_HTTP_PORT
 ENV
   if kafka_secure; then
     # Each service gets its own SCRAM user from infra/services.sh; a process given no
@@ -43,7 +45,7 @@ up() {
   load_secrets
   # The three servers start side by side; each waits for its own readiness with a deadline.
   local pids=() name failed=0
-  for name in kafka postgres s3; do
+  for name in kafka postgres s3 jaeger; do
     "$GENSTREAM_ROOT/infra/$name.sh" start &
     pids+=($!)
   done
@@ -55,12 +57,13 @@ up() {
   (set -a && . "$GENSTREAM_STACK_ENV" && set +a && use_kafka_principal admin && cd "$GENSTREAM_ROOT" \
     && "$(python_bin)" -m genstream.cli infra bootstrap) \
     || die "bootstrapping topics, migrations and buckets failed"
-  log "stack ready in $(( SECONDS - started ))s: kafka $(kafka_bootstrap), postgres $GENSTREAM_HOST:$GENSTREAM_PG_PORT, s3 http://$GENSTREAM_HOST:$GENSTREAM_S3_PORT"
+  log "stack ready in $(( SECONDS - started ))s: kafka $(kafka_bootstrap), postgres $GENSTREAM_HOST:$GENSTREAM_PG_PORT, s3 http://$GENSTREAM_HOST:$GENSTREAM_S3_PORT, jaeger http://$GENSTREAM_HOST:$GENSTREAM_JAEGER_UI_PORT"
 }
 
 down() {
   "$GENSTREAM_ROOT/infra/services.sh" down
   "$GENSTREAM_ROOT/infra/s3.sh" stop
+  "$GENSTREAM_ROOT/infra/jaeger.sh" stop
   "$GENSTREAM_ROOT/infra/postgres.sh" stop
   "$GENSTREAM_ROOT/infra/kafka.sh" stop
   log "stack stopped"
@@ -71,6 +74,7 @@ status() {
   "$GENSTREAM_ROOT/infra/kafka.sh" status || rc=3
   "$GENSTREAM_ROOT/infra/postgres.sh" status || rc=3
   "$GENSTREAM_ROOT/infra/s3.sh" status || rc=3
+  "$GENSTREAM_ROOT/infra/jaeger.sh" status || rc=3
   "$GENSTREAM_ROOT/infra/services.sh" status || true
   return $rc
 }

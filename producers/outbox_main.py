@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Literal
 
+from prometheus_client import start_http_server
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -20,6 +21,7 @@ from genstream.kafka import KafkaSettings
 from genstream.logs import configure_logging
 from genstream.settings import settings_config
 from genstream.signals import stop_on_signals
+from genstream.tracing import configure_tracing
 from producers.outbox_relay import OutboxRelay
 
 _log = logging.getLogger("producers.outbox_main")
@@ -36,6 +38,8 @@ class OutboxRelaySettings(BaseSettings):
     outbox_idle_wait_s: float = Field(default=0.2, gt=0, le=10)
     """How long an idle relay waits before looking for new rows."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    outbox_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve Prometheus metrics on 127.0.0.1 at this port (unset: none)."""
 
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments(argv)
     settings = OutboxRelaySettings()
     configure_logging("outbox-relay", settings.log_level)
+    configure_tracing("genstream-outbox-relay")
+    if settings.outbox_metrics_port is not None and not arguments.drain:
+        start_http_server(settings.outbox_metrics_port, addr="127.0.0.1")
     stop = threading.Event()
 
     stop_on_signals(stop, log=_log, message="stopping after the current batch")

@@ -23,12 +23,14 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from confluent_kafka.admin import AdminClient
 from faust.types import EventT
+from opentelemetry.trace import INVALID_SPAN, Span
 
 from contracts import (
     REGISTRY,
@@ -40,13 +42,13 @@ from contracts import (
     Event,
     JobAccepted,
     JobCancelled,
+    JobCancelRequested,
     JobCompleted,
     JobExpired,
     JobFailed,
     JobRejected,
     JobRequested,
     JobStarted,
-    child_traceparent,
     decode,
     derived_event_id,
     encode,
@@ -58,6 +60,7 @@ from contracts.codec import header_type
 from contracts.topics import USER_PARTITIONS
 from genstream.kafka.deadletter import parked_headers
 from genstream.kafka.records import normalize_headers
+from genstream.tracing import event_trace, span_from, tracer
 from stream_processors import faust_recovery, metrics
 from stream_processors.account_table import AccountTable
 from stream_processors.accounts import Account, CreditsOwedError, apply, overdue
@@ -76,6 +79,8 @@ _NOT_OUTCOMES: frozenset[str] = frozenset(REGISTRY.models) - {
 """Lifecycle records the outcome agent passes over by their type header alone: most of the
 lifecycle (acceptances, queueing, previews) says nothing to an account. A record without a
 known type is still decoded, so that one that is not an event is parked."""
+
+_DECIDED = (JobRequested, JobCancelRequested, *_OUTCOME_TYPES)
 
 _log = logging.getLogger(__name__)
 
@@ -181,7 +186,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                 data,
                 user_id=cause.user_id,
                 source=SOURCE,
-                trace=child_traceparent(cause.trace),
+                trace=event_trace(cause.trace),
                 event_id=caused_event_id(data),
             )
             value, headers = encode(envelope), kafka_headers(envelope)
@@ -205,6 +210,32 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     metrics.RESERVE_TO_CLOSE.labels(outcome).observe(max(0.0, waited))
 
     credit_wait = CreditWait(limit_s=settings.processors_credit_wait_s)
+    spans = tracer(__name__)
+
+    def decision_span(cause: Envelope[Any]) -> AbstractContextManager[Span]:
+        """A span for what a job's command or outcome did to its account; other inputs
+        (ledger records, plan changes) get none."""
+        if not isinstance(cause.data, _DECIDED):
+            return nullcontext(INVALID_SPAN)
+        attributes = {
+            "genstream.account": cause.user_id,
+            "genstream.job_id": cause.subject,
+            "genstream.event": cause.type,
+        }
+        return span_from(spans, "processors.decide", cause.trace, attributes=attributes)
+
+    def describe_decision(span: Span, caused: list[Event]) -> None:
+        if not span.is_recording():
+            return
+        for data in caused:
+            if isinstance(data, JobAccepted):
+                span.set_attribute("genstream.tier", data.tier.value)
+                span.set_attribute("genstream.outcome", "accepted")
+            elif isinstance(data, JobRejected):
+                span.set_attribute("genstream.outcome", f"rejected:{data.reason.value}")
+            elif isinstance(data, CreditsSettled | CreditsReleased):
+                outcome = "settled" if isinstance(data, CreditsSettled) else "released"
+                span.set_attribute("genstream.outcome", outcome)
 
     async def wait_for_credits(event: EventT[Any], acks: Acknowledger) -> None:
         """The request goes round again, behind the ledger records read meanwhile."""
@@ -222,15 +253,18 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             may_wait = isinstance(envelope.data, JobRequested) and credit_wait.may_wait(
                 _headers(event), time.time()
             )
-            try:
-                after, caused = apply(before, envelope.data, prices, may_wait=may_wait)
-            except CreditsOwedError:
-                await wait_for_credits(event, acks)
-                continue
-            if after != before:
-                accounts.set(envelope.user_id, after, partition=event.message.partition)
-            observe(before, envelope, caused)
-            await write(envelope, caused, acks)
+            with decision_span(envelope) as span:
+                try:
+                    after, caused = apply(before, envelope.data, prices, may_wait=may_wait)
+                except CreditsOwedError:
+                    span.set_attribute("genstream.outcome", "credit_wait")
+                    await wait_for_credits(event, acks)
+                    continue
+                if after != before:
+                    accounts.set(envelope.user_id, after, partition=event.message.partition)
+                observe(before, envelope, caused)
+                describe_decision(span, caused)
+                await write(envelope, caused, acks)
 
     async def outcome_agent(stream: faust.StreamT[Any]) -> None:
         acks = Acknowledger(stream)

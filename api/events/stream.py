@@ -20,8 +20,11 @@ from api.events.lifecycle import PAGE, LifecycleEvent, LifecycleReader
 from api.events.metrics import EVENTS_SENT
 from api.events.subscription import Gone, Subscription
 from contracts import Envelope
+from genstream.tracing import tracer
 
 __all__ = ["StreamOptions", "event_stream"]
+
+_tracer = tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,14 @@ async def _history(
             return
 
 
+def _delivered_end(event: LifecycleEvent) -> None:
+    """A span, in the stream's request's trace, for the job's end handed to the client."""
+    span = _tracer.start_span("sse.job_end")
+    span.set_attribute("genstream.job_id", event.job_id)
+    span.set_attribute("genstream.seq", event.seq)
+    span.end()
+
+
 def _ends(subscription: Subscription, event: LifecycleEvent) -> bool:
     """A one-job stream ends after the job's terminal event."""
     return subscription.job_id is not None and event.terminal
@@ -87,6 +98,7 @@ async def event_stream(
             yield event.frame
             position = StreamPosition(event.seq)
             if _ends(subscription, event):
+                _delivered_end(event)
                 return
     while not subscription.overflowed:
         for event in subscription.take_lifecycle():
@@ -96,6 +108,7 @@ async def event_stream(
             yield event.frame
             position = StreamPosition(event.seq)
             if _ends(subscription, event):
+                _delivered_end(event)
                 return
         for envelope in subscription.take_progress():
             position = StreamPosition(position.seq, position.progress + 1)

@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from api.jobs.schemas import (
     PreviewPublic,
     QueuePublic,
 )
+from api.jobs.typed import EndUser
 from api.pagination import decode_time_cursor, encode_time_cursor
 from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
@@ -45,6 +46,11 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
+MetadataFilter = Annotated[
+    str, StringConstraints(pattern=r"^[^:\x00-\x1f\x7f]{1,64}:[^\x00-\x1f\x7f]{0,512}$")
+]
+"""``key:value``: the key (no colon) and a string value of the job's metadata."""
+
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 """A query's date-time: RFC 3339 with an offset, never a count of seconds."""
 
@@ -57,7 +63,8 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[!-~]+$")]
 async def own_job(session: AsyncSession, user_id: uuid.UUID, job_id: str) -> Job:
     """The caller's job; 404 alike for a job that does not exist and one of someone else."""
     job = await session.get(Job, job_id)
-    if job is None or job.user_id != user_id:
+    # A deleted job is gone for its owner too; only the lifecycle remembers it.
+    if job is None or job.user_id != user_id or job.deleted_at is not None:
         raise not_found("job")
     return job
 
@@ -79,6 +86,8 @@ def _summary_fields(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "error": _error(job),
         "credits_charged": job.credits_charged,
+        "metadata": job.metadata_,
+        "end_user": job.end_user,
         "links": JobLinks.of(job.id),
     }
 
@@ -106,6 +115,16 @@ async def list_jobs(
     created_before: Annotated[
         Instant | None, Query(description="Jobs created before this instant.")
     ] = None,
+    end_user: Annotated[
+        EndUser | None, Query(description="Only jobs submitted for this end user.")
+    ] = None,
+    metadata: Annotated[
+        list[MetadataFilter] | None,
+        Query(
+            description="Only jobs whose metadata has this `key:value` (a string value; "
+            "repeatable, all must match)."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> JobPage:
@@ -116,7 +135,12 @@ async def list_jobs(
             type_="invalid_filter",
             title="Invalid filter",
         )
-    query = select(Job).where(Job.user_id == user.id)
+    query = select(Job).where(Job.user_id == user.id, Job.deleted_at.is_(None))
+    if end_user is not None:
+        query = query.where(Job.end_user == end_user)
+    if metadata:
+        pairs = dict(item.split(":", 1) for item in metadata)
+        query = query.where(Job.metadata_.contains(pairs))
     if status:
         query = query.where(Job.status.in_([s.value for s in status]))
     if job_type:
@@ -207,4 +231,5 @@ async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> 
         ),
         queue=queue,
         urls_expire_at=signed.expires_at,
+        webhook_events_filter=job.webhook_events,
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import DateTime, String, TextClause, Uuid, bindparam, text
+from sqlalchemy import BigInteger, DateTime, String, TextClause, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -39,23 +39,32 @@ _TEXT_COLUMNS: Final = (
     "request_hash",
     "event_id",
     "event_trace",
+    "webhook_events",
+    "metadata",
+    "end_user",
 )
 # One statement text whatever the batch size, so the server prepares it once per connection.
 _INSERT: Final = text(
     "INSERT INTO jobs (id, user_id, type, status, input, media, webhook_url, idempotency_key, "
-    "request_hash, event_id, event_trace, created_at, updated_at) "
+    "request_hash, event_id, event_trace, created_at, updated_at, webhook_events, metadata, "
+    "end_user, api_key_id, credits_quoted) "
     "SELECT n.id, n.user_id, n.type, :status, CAST(n.input AS jsonb), CAST(n.media AS jsonb), "
     "n.webhook_url, n.idempotency_key, n.request_hash, n.event_id, n.event_trace, "
-    "n.created_at, n.created_at "
+    "n.created_at, n.created_at, CAST(n.webhook_events AS jsonb), CAST(n.metadata AS jsonb), "
+    "n.end_user, n.api_key_id, n.credits_quoted "
     "FROM unnest(:id, :user_id, :type, :input, :media, :webhook_url, :idempotency_key, "
-    ":request_hash, :event_id, :event_trace, :created_at) "
+    ":request_hash, :event_id, :event_trace, :created_at, :webhook_events, :metadata, "
+    ":end_user, :api_key_id, :credits_quoted) "
     "AS n(id, user_id, type, input, media, webhook_url, idempotency_key, request_hash, "
-    "event_id, event_trace, created_at) "
+    "event_id, event_trace, created_at, webhook_events, metadata, end_user, api_key_id, "
+    "credits_quoted) "
     "ON CONFLICT (user_id, idempotency_key) DO NOTHING "
     "RETURNING id"
 ).bindparams(
     *(bindparam(column, type_=ARRAY(String)) for column in _TEXT_COLUMNS),
     bindparam("user_id", type_=ARRAY(Uuid)),
+    bindparam("api_key_id", type_=ARRAY(Uuid)),
+    bindparam("credits_quoted", type_=ARRAY(BigInteger)),
     bindparam("created_at", type_=ARRAY(DateTime(timezone=True))),
 )
 _MARK_EMITTED: Final[TextClause] = text(
@@ -78,6 +87,12 @@ class NewJob:
     event_id: str
     event_trace: str
     created_at: datetime
+    webhook_events: str | None = None
+    """JSON text, as ``metadata``."""
+    metadata: str | None = None
+    end_user: str | None = None
+    api_key_id: uuid.UUID | None = None
+    credits_quoted: int | None = None
 
 
 class JobRecorder:
@@ -125,6 +140,8 @@ class JobRecorder:
             column: [getattr(job, column) for job in jobs] for column in _TEXT_COLUMNS
         }
         parameters["user_id"] = [job.user_id for job in jobs]
+        parameters["api_key_id"] = [job.api_key_id for job in jobs]
+        parameters["credits_quoted"] = [job.credits_quoted for job in jobs]
         parameters["created_at"] = [job.created_at for job in jobs]
         parameters["status"] = JobStatus.PENDING.value
         async with self._engine.connect() as connection:

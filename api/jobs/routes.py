@@ -15,6 +15,8 @@ from api.jobs.schemas import JobCancelling, JobCreate, JobLinks, JobPublic, JobS
 from api.jobs.submission import JobRequest, submit
 from api.jobs.validation import (
     InvalidRequestError,
+    check_events_filter,
+    check_metadata,
     check_webhook_url,
     parse_input,
     request_hash,
@@ -97,15 +99,29 @@ async def submit_job(
             check_webhook_url(webhook_url, https_only=settings.environment == "production")
         except InvalidRequestError as error:
             errors += error.errors
+    events = body.webhook_events_filter
+    if events is not None:
+        errors += check_events_filter(events, webhook_url)
+    if body.metadata is not None:
+        errors += check_metadata(body.metadata)
     if errors:
         raise Problem(422, "the job request is invalid", type_="invalid_input", errors=errors)
+    subscribed = [event.value for event in events] if events else None
+    options = {
+        "webhook_events_filter": subscribed,
+        "metadata": body.metadata,
+        "end_user": body.end_user,
+    }
     job_request = JobRequest(
         job_type=body.type,
         job_input=job_input,
         stored_input=job_input.model_dump(mode="json"),
         webhook_url=webhook_url,
         idempotency_key=idempotency_key,
-        request_hash=request_hash(body.type, job_input, webhook_url),
+        request_hash=request_hash(body.type, job_input, webhook_url, options),
+        webhook_events=subscribed,
+        metadata=body.metadata,
+        end_user=body.end_user,
     )
     submitted = await submit(
         sessions=state.sessions,

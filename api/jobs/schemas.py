@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from api.jobs.typed import TYPED_JOB_REQUEST
+from api.jobs.typed import TYPED_JOB_REQUEST, EndUser, Metadata, WebhookEventsFilter
+from api.webhooks.subscriptions import WebhookEvent
 from contracts import JobStatus, JobType, Tier
 
 
@@ -24,6 +25,9 @@ class JobCreate(BaseModel):
     """The job type's input; its ``kind`` may be left out."""
     webhook_url: Annotated[str, Field(max_length=2048)] | None = None
     """Called when the job ends; https only in production."""
+    webhook_events_filter: WebhookEventsFilter | None = None
+    metadata: Metadata | None = None
+    end_user: EndUser | None = None
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -108,6 +112,9 @@ class JobSummary(BaseModel):
     finished_at: datetime | None = None
     error: JobError | None = None
     credits_charged: int | None = None
+    metadata: dict[str, Any] | None = None
+    """The caller's ``metadata``, as given."""
+    end_user: str | None = None
     links: JobLinks
 
 
@@ -135,6 +142,8 @@ class JobPublic(JobSummary):
     """Set while the job is queued."""
     urls_expire_at: datetime | None = None
     """When the presigned URLs in ``outputs`` and ``preview`` stop working."""
+    webhook_events_filter: list[WebhookEvent] | None = None
+    """The webhook events subscribed to; ``None``: the end alone (``completed``)."""
 
 
 class JobCancelling(BaseModel):

@@ -42,10 +42,12 @@ from contracts import (
     new_traceparent,
 )
 from genstream.db.models import Job
+from genstream.tracing import event_trace, tracer
 from producers import EventProducer
 
 __all__ = ["JobRequest", "Submitted", "requested_envelope", "submit"]
 
+_tracer = tracer(__name__)
 _LIMITED_TYPES: Final = frozenset({JobType.VIDEO_GENERATE, JobType.VIDEO_ENHANCE})
 
 
@@ -124,22 +126,27 @@ async def submit(
         if earlier is None:
             raise
         return await _replay(earlier, request, recorder, producer, topic, settings)
-    row = _new_job(caller.user_id, request, media)
-    if not await recorder.insert(row):
-        assert key is not None  # only a key can be taken
-        earlier = await _by_key(sessions, caller.user_id, key)
-        assert earlier is not None  # rows with a key are never deleted
-        return await _replay(earlier, request, recorder, producer, topic, settings)
-    job = _job_of(row, request)
-    try:
-        await emit(producer, topic, requested_envelope(job), timeout_s=settings.jobs.send_timeout_s)
-    except Problem:
-        if key is None:
-            async with sessions() as session:
-                await session.execute(delete(Job).where(Job.id == job.id))
-                await session.commit()
-        raise
-    await recorder.mark_emitted(job.id)
+    with _tracer.start_as_current_span("job.submission.write") as span:
+        # The job's events name this span: the processors' decision is its child.
+        row = _new_job(caller.user_id, request, media)
+        span.set_attribute("genstream.job_id", row.id)
+        if not await recorder.insert(row):
+            assert key is not None  # only a key can be taken
+            earlier = await _by_key(sessions, caller.user_id, key)
+            assert earlier is not None  # rows with a key are never deleted
+            return await _replay(earlier, request, recorder, producer, topic, settings)
+        job = _job_of(row, request)
+        try:
+            await emit(
+                producer, topic, requested_envelope(job), timeout_s=settings.jobs.send_timeout_s
+            )
+        except Problem:
+            if key is None:
+                async with sessions() as session:
+                    await session.execute(delete(Job).where(Job.id == job.id))
+                    await session.commit()
+            raise
+        await recorder.mark_emitted(job.id)
     return Submitted(job=job, replayed=False)
 
 
@@ -202,7 +209,7 @@ def _new_job(user_id: uuid.UUID, request: JobRequest, media: MediaInfo | None) -
         idempotency_key=request.idempotency_key,
         request_hash=request.request_hash,
         event_id=str(uuid.uuid4()),
-        event_trace=new_traceparent(),
+        event_trace=event_trace(new_traceparent()),
         created_at=datetime.now(UTC),
     )
 

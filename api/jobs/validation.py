@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -29,8 +29,11 @@ from contracts import (
 )
 
 __all__ = [
+    "MAX_METADATA_BYTES",
     "InvalidRequestError",
     "UploadUse",
+    "check_events_filter",
+    "check_metadata",
     "check_webhook_url",
     "parse_input",
     "plan_limit_violations",
@@ -39,6 +42,8 @@ __all__ = [
 ]
 
 _MAX_URL_CHARS: Final = 2048
+_MAX_METADATA_KEY: Final = 64
+MAX_METADATA_BYTES: Final = 2048
 # The contracts' own URL shape: the host part, then anything without whitespace.
 _URL_SHAPE: Final = re.compile(r"https?://[^\s/?#]+[^\s]*")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -158,17 +163,57 @@ def _webhook_problems(url: str, *, https_only: bool) -> list[str]:
     return []
 
 
-def request_hash(job_type: JobType, job_input: BaseModel, webhook_url: str | None) -> str:
+def check_metadata(metadata: Mapping[str, Any]) -> list[ErrorDetail]:
+    """Problems of a caller's ``metadata``: long keys, control characters, too many bytes."""
+    loc = ["body", "metadata"]
+    errors = [
+        _error(
+            [*loc, key[:_MAX_METADATA_KEY]],
+            f"keys have at most {_MAX_METADATA_KEY} characters",
+            "metadata_key",
+        )
+        for key in metadata
+        if len(key) > _MAX_METADATA_KEY
+    ]
+    errors += _control_errors(dict(metadata), loc)
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        errors.append(
+            _error(
+                loc, f"must be at most {MAX_METADATA_BYTES} bytes as compact JSON", "metadata_size"
+            )
+        )
+    return errors
+
+
+def check_events_filter(events: Sequence[str], webhook_url: str | None) -> list[ErrorDetail]:
+    loc = ["body", "webhook_events_filter"]
+    if webhook_url is None:
+        return [_error(loc, "needs a webhook_url to send them to", "webhook_events_filter")]
+    if len(set(events)) != len(events):
+        return [_error(loc, "names an event twice", "webhook_events_filter")]
+    return []
+
+
+def request_hash(
+    job_type: JobType,
+    job_input: BaseModel,
+    webhook_url: str | None,
+    options: Mapping[str, Any] | None = None,
+) -> str:
     """SHA-256 of the request as understood (defaults filled in), in canonical JSON.
 
     Two requests that differ only in key order, or in spelling out a default, are the same
-    request: both are what a retry of the first might send.
+    request: both are what a retry of the first might send. ``options`` (metadata, end user,
+    webhook events) count where given, so a request without them hashes as it always did.
     """
+    given = {name: value for name, value in (options or {}).items() if value is not None}
     canonical = json.dumps(
         {
             "type": job_type.value,
             "input": job_input.model_dump(mode="json"),
             "webhook_url": webhook_url,
+            **given,
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -94,8 +94,15 @@ _SUBMITTED: Final = (
     "event_trace",
     "emitted_at",
     "created_at",
+    "webhook_events",
+    "metadata",
+    "end_user",
+    "api_key_id",
+    "credits_quoted",
+    "deleted_at",
     "updated_at",
 )
+"""What the API wrote (``updated_at`` last: the load sets it)."""
 _DEFERRED: Final = ("job_events", "credit_ledger", "jobs")
 _WORK_MEM: Final = "256MB"
 """For the statements that end a load, all of them groupings over every stored event."""

@@ -12,17 +12,22 @@ import threading
 from collections.abc import Sequence
 from typing import Literal
 
+from prometheus_client import REGISTRY, start_http_server
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from api.projection.projector import Projection
 from api.projection.runner import ProjectionRunner
 from contracts import CREDITS_LEDGER, DEADLETTER, JOBS_LIFECYCLE, TopicSpec
+from contracts.catalog import load_catalog
 from genstream.db import PostgresSettings, sync_engine
 from genstream.kafka import DeadLetters, EventConsumer, KafkaSettings
 from genstream.logs import configure_logging
+from genstream.ops_metrics import SystemCollector
 from genstream.settings import settings_config
 from genstream.signals import stop_on_signals
+from genstream.system_status import StatusScope
+from genstream.tracing import configure_tracing
 
 _log = logging.getLogger("api.projection.main")
 
@@ -39,6 +44,8 @@ class ProjectionSettings(BaseSettings):
     """Keep the read model of another schema than the default one (isolated namespaces)."""
     projection_session_timeout_s: float = Field(default=45.0, ge=6, le=300)
     """A silent projection process keeps its partitions this long before others take them."""
+    projection_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve Prometheus metrics on 127.0.0.1 at this port (unset: none)."""
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
 
@@ -51,10 +58,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.parse_args(argv)
     settings = ProjectionSettings()
     configure_logging("projection", settings.log_level)
+    configure_tracing("genstream-projection")
+    engine = sync_engine(settings.pg, schema=settings.projection_pg_schema)
+    if settings.projection_metrics_port is not None:
+        # The system's gauges (group lag, tier waits) are measured here, at each scrape.
+        REGISTRY.register(
+            SystemCollector(
+                kafka=settings.kafka,
+                engine=engine,
+                catalog=load_catalog(),
+                scope=StatusScope(topic_prefix=settings.projection_topic_prefix),
+            )
+        )
+        start_http_server(settings.projection_metrics_port, addr="127.0.0.1")
     stop = threading.Event()
     stop_on_signals(stop, log=_log, message="stopping after the current batch")
 
-    engine = sync_engine(settings.pg, schema=settings.projection_pg_schema)
     dead_letters = DeadLetters(
         settings=settings.kafka,
         consumer_name=settings.projection_group,

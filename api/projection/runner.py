@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from contracts import Envelope
+from contracts import Envelope, JobEvent
 from genstream.db.outages import through_outages
 from genstream.kafka import EventConsumer
+from genstream.tracing import parent_from, provider_installed, tracer
 
 ApplyBatch = Callable[[Connection, Sequence[Envelope[Any]]], int]
 
@@ -40,6 +41,7 @@ class ProjectionRunner:
         self._apply = apply
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
+        self._tracer = tracer(__name__) if provider_installed() else None
 
     def step(self, stop: threading.Event | None = None) -> int:
         """One batch; returns how many events changed the read model.
@@ -51,6 +53,7 @@ class ProjectionRunner:
         applied = 0
         if batch.events:
             envelopes = [event.envelope for event in batch.events]
+            started_ns = time.time_ns()
             outcome = through_outages(
                 lambda: self._apply_in_transaction(envelopes),
                 stop=stop or threading.Event(),
@@ -59,8 +62,25 @@ class ProjectionRunner:
             if outcome is None:
                 return 0
             (applied,) = outcome
+            if self._tracer is not None:
+                self._traced(envelopes, started_ns)
         self._consumer.commit_offsets(batch.offsets)
         return applied
+
+    def _traced(self, envelopes: Sequence[Envelope[Any]], started_ns: int) -> None:
+        """One span per job event, in the job's trace, spanning the batch's transaction."""
+        assert self._tracer is not None
+        ended_ns = time.time_ns()
+        for envelope in envelopes:
+            if not isinstance(envelope.data, JobEvent):
+                continue
+            span = self._tracer.start_span(
+                "projection.write",
+                context=parent_from(envelope.trace),
+                start_time=started_ns,
+                attributes={"genstream.job_id": envelope.subject, "genstream.event": envelope.type},
+            )
+            span.end(end_time=ended_ns)
 
     def _apply_in_transaction(self, envelopes: Sequence[Envelope[Any]]) -> int:
         with self._engine.begin() as connection:

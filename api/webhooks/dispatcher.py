@@ -14,7 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+
+import prometheus_client
+from opentelemetry.trace import INVALID_SPAN, Span
+from opentelemetry.util.types import AttributeValue
 
 from api.webhooks.policy import RetryPolicy, Verdict, verdict_for
 from api.webhooks.redaction import redacted_url
@@ -23,10 +28,18 @@ from api.webhooks.settings import WebhookSettings
 from api.webhooks.store import Claimed, DeliveryStore, host_of
 from genstream.db.outages import through_outages
 from genstream.logs import log_context
+from genstream.tracing import provider_installed, span_from, tracer
 
 __all__ = ["Dispatcher", "policy_of"]
 
 _log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+ATTEMPTS = prometheus_client.Counter(
+    "genstream_webhook_attempts_total",
+    "Webhook delivery attempts, by what became of the delivery",
+    ["status"],
+)
 
 
 def policy_of(settings: WebhookSettings) -> RetryPolicy:
@@ -52,6 +65,7 @@ class Dispatcher:
         self._settings = settings
         self._policy = policy_of(settings)
         self._wake = wake or threading.Event()
+        self._traced = provider_installed()
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="webhook")
         self._lock = threading.Lock()
         self._busy: Counter[str] = Counter()
@@ -116,12 +130,17 @@ class Dispatcher:
 
     def _attempt(self, claimed: Claimed, host: str) -> None:
         secrets = self._store.signing_secrets(claimed.user_id)
-        attempt = self._sender.post(
-            Outgoing(message_id=claimed.event_id, url=claimed.url, body=claimed.payload),
-            secrets=secrets.valid(datetime.now(UTC)),
-        )
         number = claimed.attempts + 1
-        status, retry_in_s = self._outcome(attempt, number)
+        with self._span(claimed, number) as span:
+            attempt = self._sender.post(
+                Outgoing(message_id=claimed.event_id, url=claimed.url, body=claimed.payload),
+                secrets=secrets.valid(datetime.now(UTC)),
+            )
+            status, retry_in_s = self._outcome(attempt, number)
+            ATTEMPTS.labels(status).inc()
+            span.set_attribute("genstream.webhook.status", status)
+            if attempt.status_code is not None:
+                span.set_attribute("http.response.status_code", attempt.status_code)
         if not self._store.finish(claimed, attempt, status=status, retry_in_s=retry_in_s):
             _log.warning("webhook claim lost before the attempt was recorded")
             return
@@ -141,6 +160,18 @@ class Dispatcher:
                 "retry_in_s": retry_in_s,
             },
         )
+
+    def _span(self, claimed: Claimed, number: int) -> AbstractContextManager[Span]:
+        """A span in the job's trace (child of its submission) for one delivery attempt."""
+        if not self._traced:
+            return nullcontext(INVALID_SPAN)
+        attributes: dict[str, AttributeValue] = {
+            "genstream.job_id": claimed.job_id,
+            "genstream.webhook.attempt": number,
+            "server.address": host_of(claimed.url),
+        }
+        parent = self._store.job_trace(claimed.job_id) or ""
+        return span_from(_tracer, "webhook.deliver", parent, attributes=attributes)
 
     def _outcome(self, attempt: Attempt, number: int) -> tuple[str, float | None]:
         verdict = Verdict.FAILED if attempt.refused else verdict_for(attempt.status_code)

@@ -1,4 +1,9 @@
-"""Reads the lifecycle and records the deliveries its terminal events owe.
+"""Reads the lifecycle (and progress) and records the deliveries its events owe.
+
+A job's end is owed to its ``webhook_url``; its starts, previews and progress too where its
+owner subscribed to them, progress at most ``PROGRESS_PER_S`` a second per job (by the
+events' own times, so a re-read batch thins the same way). Download URLs are signed as the
+delivery is recorded.
 
 A batch's deliveries are committed to PostgreSQL before the batch's offsets are committed to
 Kafka. A crash between the two reads the batch again, which records nothing new (deliveries
@@ -10,14 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import Message
 
-from api.webhooks.payload import Announcement, announcement
+from api.webhooks.links import Signer
+from api.webhooks.payload import Links, announcement
 from api.webhooks.store import DeliveryStore, NewDelivery
+from api.webhooks.subscriptions import PROGRESS_PER_S, WebhookEvent, subscription_of
 from contracts import ContractError, Envelope
 from genstream.db.outages import through_outages
 from genstream.kafka import EventConsumer
@@ -25,6 +33,8 @@ from genstream.kafka import EventConsumer
 __all__ = ["Intake", "skip_invalid"]
 
 _log = logging.getLogger(__name__)
+_PROGRESS_JOBS = 10_000
+"""Jobs whose last progress time is remembered for thinning (the least recent forgotten)."""
 
 
 def skip_invalid(message: Message, error: ContractError) -> None:
@@ -48,12 +58,16 @@ class Intake:
         batch_size: int = 500,
         max_event_age_s: float | None = None,
         on_recorded: Callable[[], None] = lambda: None,
+        signer: Signer | None = None,
     ) -> None:
         self._consumer = consumer
         self._store = store
         self._batch_size = batch_size
         self._max_age = timedelta(seconds=max_event_age_s) if max_event_age_s else None
         self._on_recorded = on_recorded
+        self._signer = signer
+        self._progress_at: OrderedDict[str, datetime] = OrderedDict()
+        """When each recent job's last announced progress happened."""
 
     def step(self, stop: threading.Event | None = None) -> int:
         """One batch; returns how many deliveries it recorded.
@@ -63,9 +77,9 @@ class Intake:
         """
         batch = self._consumer.poll_batch(max_records=self._batch_size, timeout=0.2)
         owed = [
-            (envelope, found)
+            envelope
             for envelope in (event.envelope for event in batch.events)
-            if (found := self._announced(envelope)) is not None
+            if self._announced(envelope)
         ]
         recorded = 0
         if owed:
@@ -83,24 +97,54 @@ class Intake:
             self._on_recorded()
         return recorded
 
-    def _announced(self, envelope: Envelope[Any]) -> Announcement | None:
-        found = announcement(envelope)
-        too_old = self._max_age is not None and datetime.now(UTC) - envelope.time > self._max_age
-        return None if too_old else found
+    def _announced(self, envelope: Envelope[Any]) -> bool:
+        if subscription_of(envelope.data) is None:
+            return False
+        return self._max_age is None or datetime.now(UTC) - envelope.time <= self._max_age
 
-    def _deliveries(self, owed: list[tuple[Envelope[Any], Announcement]]) -> list[NewDelivery]:
-        targets = self._store.targets(found.job_id for _, found in owed)
+    def _progress_due(self, job_id: str, at: datetime) -> bool:
+        last = self._progress_at.get(job_id)
+        # The same event again (a batch recorded again after an outage) is due again.
+        if (
+            last is not None
+            and last != at
+            and abs((at - last).total_seconds()) < 1 / PROGRESS_PER_S
+        ):
+            return False
+        self._progress_at[job_id] = at
+        self._progress_at.move_to_end(job_id)
+        while len(self._progress_at) > _PROGRESS_JOBS:
+            self._progress_at.popitem(last=False)
+        return True
+
+    def _links(self, user_id: str, job_id: str) -> Links | None:
+        signer = self._signer
+        if signer is None:
+            return None
+        return lambda keys: signer(user_id, job_id, keys)
+
+    def _deliveries(self, owed: list[Envelope[Any]]) -> list[NewDelivery]:
+        targets = self._store.targets(envelope.data.job_id for envelope in owed)
         deliveries: dict[tuple[str, str], NewDelivery] = {}
-        for envelope, found in owed:
-            target = targets.get(found.job_id)
-            if target is None:
+        for envelope in owed:
+            job_id = envelope.data.job_id
+            target = targets.get(job_id)
+            subscription = subscription_of(envelope.data)
+            if target is None or subscription not in target.events:
                 continue
             if str(target.user_id) != envelope.user_id:
                 # Another user's event about this job: announcing it would leak it.
                 _log.warning(
                     "event user is not the job's owner; not announced",
-                    extra={"job_id": found.job_id, "event_id": found.event_id},
+                    extra={"job_id": job_id, "event_id": envelope.id},
                 )
+                continue
+            if subscription is WebhookEvent.PROGRESS and not self._progress_due(
+                job_id, envelope.time
+            ):
+                continue
+            found = announcement(envelope, self._links(envelope.user_id, job_id))
+            if found is None:
                 continue
             deliveries.setdefault(
                 (found.event_id, target.url),

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from api.webhooks.dispatcher import Dispatcher
@@ -26,6 +27,7 @@ from genstream.db import sync_engine
 from genstream.kafka import EventConsumer
 from genstream.logs import configure_logging
 from genstream.signals import stop_on_signals
+from genstream.tracing import configure_tracing
 
 _log = logging.getLogger("api.webhooks.main")
 
@@ -68,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"genstream-webhooks: {where}: {problem['msg']}", file=sys.stderr)
         return 2
     configure_logging("webhooks", settings.log_level)
+    configure_tracing("genstream-webhooks")
+    if settings.webhooks_metrics_port is not None:
+        start_http_server(settings.webhooks_metrics_port, addr="127.0.0.1")
     # httpx logs every request's full URL at INFO, query string included; the dispatcher's
     # own line for each attempt names it without the query.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -15,7 +15,9 @@ from api.deps import SessionDep, SettingsDep
 from api.jobs.reads import JobId
 from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
+from api.webhooks.links import s3_signer
 from api.webhooks.redaction import redacted_url
+from api.webhooks.redelivery import redeliver_last
 from api.webhooks.secret_box import SecretBox
 from api.webhooks.secret_store import (
     SigningSecrets,
@@ -166,23 +168,58 @@ async def list_job_webhooks(
                 )
             )
     return JobWebhooksPublic(
-        job_id=job_id,
-        deliveries=[
-            WebhookDeliveryPublic(
-                id=str(d.id),
-                event_id=d.event_id,
-                type=d.event_type,
-                url=redacted_url(d.url),
-                status=d.status,
-                attempts=d.attempts,
-                last_status_code=d.last_status_code,
-                last_error=d.last_error,
-                created_at=d.created_at,
-                last_attempt_at=d.last_attempt_at,
-                next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
-                delivered_at=d.delivered_at,
-                log=attempts[d.id],
-            )
-            for d in deliveries
-        ],
+        job_id=job_id, deliveries=[_delivery_public(d, attempts[d.id]) for d in deliveries]
     )
+
+
+def _delivery_public(d: WebhookDelivery, log: list[WebhookAttemptPublic]) -> WebhookDeliveryPublic:
+    return WebhookDeliveryPublic(
+        id=str(d.id),
+        event_id=d.event_id,
+        type=d.event_type,
+        url=redacted_url(d.url),
+        status=d.status,
+        attempts=d.attempts,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=d.created_at,
+        last_attempt_at=d.last_attempt_at,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        delivered_at=d.delivered_at,
+        log=log,
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/webhooks/redeliver",
+    operation_id="jobs_webhooks_redeliver",
+    status_code=202,
+    summary="Send the job's last webhook delivery again, now, with fresh download URLs",
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def redeliver_job_webhook(
+    job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> WebhookDeliveryPublic:
+    job = await session.get(Job, job_id)
+    if job is None or job.user_id != user.id:
+        raise not_found("job")
+    sign = None
+    if settings.s3.access_key.get_secret_value():
+        sign = s3_signer(settings.s3, ttl_s=settings.webhooks.download_url_ttl_s)
+    delivery = await redeliver_last(session, user_id=user.id, job_id=job_id, sign=sign)
+    rows = await session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id == delivery.id)
+        .order_by(WebhookAttempt.attempt)
+    )
+    log = [
+        WebhookAttemptPublic(
+            attempt=row.attempt,
+            started_at=row.started_at,
+            duration_ms=row.duration_ms,
+            status_code=row.status_code,
+            error=row.error,
+        )
+        for row in rows
+    ]
+    return _delivery_public(delivery, log)

@@ -11,6 +11,7 @@ from api.webhooks.secret_box import parse_key
 from genstream.db import PostgresSettings
 from genstream.kafka import KafkaSettings
 from genstream.settings import settings_config
+from genstream.storage import S3Settings
 
 __all__ = ["DispatcherSettings", "WebhookSettings"]
 
@@ -29,6 +30,14 @@ class WebhookSettings(BaseModel):
     lifecycle_topic: str = Field(
         default="jobs.lifecycle", min_length=1, max_length=249, pattern=_TOPIC_PATTERN
     )
+    progress_topic: str | None = Field(
+        default="jobs.progress", min_length=1, max_length=249, pattern=_TOPIC_PATTERN
+    )
+    """Where workers write progress, read for the jobs subscribed to ``progress``; unset:
+    progress is never announced."""
+    download_url_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    """Lifetime of the presigned download URLs in webhook bodies (outputs and previews),
+    counted from when the delivery is recorded: long enough for retries and a slow fetch."""
     group_id: str = Field(default="genstream-webhooks", min_length=1, max_length=249)
     start_from: Literal["earliest", "latest"] = "latest"
     """Where a group with no committed offsets starts: a first deployment announces only
@@ -90,6 +99,11 @@ class DispatcherSettings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     pg: PostgresSettings = Field(default_factory=PostgresSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    """Signs the download URLs of webhook bodies (its ``public_endpoint_url`` is the host
+    they name); without an access key, bodies carry the keys alone."""
+    webhooks_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve Prometheus metrics on 127.0.0.1 at this port (unset: none)."""
 
     @property
     def https_only(self) -> bool:

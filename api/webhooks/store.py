@@ -87,6 +87,12 @@ class DeliveryStore:
             rows = session.execute(query).all()
         return {job_id: Target(user_id=user_id, url=url) for job_id, user_id, url in rows if url}
 
+    def job_trace(self, job_id: str) -> str | None:
+        """The ``traceparent`` the job's events started from, for the delivery's span."""
+        with self._sessions() as session:
+            found: str | None = session.scalar(select(Job.event_trace).where(Job.id == job_id))
+        return found
+
     def record(self, deliveries: Sequence[NewDelivery]) -> int:
         """Stores what is not stored yet; returns how many rows are new."""
         if not deliveries:

@@ -118,6 +118,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = _created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    daily_credit_cap: Mapped[int | None] = mapped_column(BigInteger)
+    """Credits the key's jobs may cost per UTC day; ``None``: no cap but the balance."""
 
 
 class PaymentEvent(Base):
@@ -217,6 +219,18 @@ class Job(Base):
     """The latest stored preview: key, content_type, blurhash, attempt, step."""
     credits_charged: Mapped[int | None] = mapped_column(BigInteger)
     """What settlement charged (0 once a reservation is released); ``None`` until then."""
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSONB)
+    """The webhook events the owner subscribed to; ``None``: the end alone."""
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    """The caller's own small JSON object, stored and returned as given."""
+    end_user: Mapped[str | None] = mapped_column(String(128))
+    """The caller's id of its own user the job is for."""
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    """The API key that submitted the job; ``None`` for an access token."""
+    credits_quoted: Mapped[int | None] = mapped_column(BigInteger)
+    """The job's price by the catalog when submitted, which the key's spend cap counts."""
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When its owner deleted it: hidden from reads, its files removed."""
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),

@@ -88,8 +88,17 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "url", name="uq_webhook_deliveries_event_url"),
         # A job ends once: should two different terminal events ever reach the lifecycle,
-        # only the first is announced.
-        UniqueConstraint("job_id", "url", name="uq_webhook_deliveries_job_url"),
+        # only the first is announced. Its start, outputs and progress may be several.
+        Index(
+            "uq_webhook_deliveries_job_url_end",
+            "job_id",
+            "url",
+            unique=True,
+            postgresql_where=text(
+                "event_type IN ('job.completed', 'job.failed', 'job.cancelled', "
+                "'job.expired', 'job.rejected')"
+            ),
+        ),
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.browser.pipeline import ROOT, Pipeline
@@ -34,6 +35,7 @@ class Session:
         self.email = f"browser-{uuid.uuid4().hex[:10]}@example.com"
         self.image_job = ""
         self.long_job = ""
+        self.edit_job = ""
         self.storage: Any = None
 
 
@@ -158,7 +160,35 @@ def test_a_long_job_is_cancelled_from_its_page(
     expect(rows.first).to_contain_text(session.long_job)
     page.get_by_label("Status").select_option("")
     expect(rows).to_have_count(2)
+    page.get_by_label("Type").select_option("synthetic")
+    expect(rows).to_have_count(1)
     _shot(page, screenshots, "07-history")
+
+
+def test_an_image_edit_sends_its_file_straight_to_storage(
+    pipeline: Pipeline, desktop: BrowserContext, session: Session, tmp_path: Path
+) -> None:
+    picture = tmp_path / "room.png"
+    Image.new("RGB", (64, 64), (200, 180, 150)).save(picture)
+    page = desktop.new_page()
+    puts: list[Request] = []
+    page.on("request", lambda request: puts.append(request) if request.method == "PUT" else None)
+    page.goto(f"{pipeline.url}/playground?type=image.edit")
+    page.get_by_label("Image file", exact=True).set_input_files(picture)
+    _fill(page, "Prompt", "a green sofa by the window")
+    _fill(page, "Steps", "2")
+    page.get_by_role("button", name="Submit").click()
+    expect(page).to_have_url(JOB_URL)
+    # The PUT went to the store, not through the API, with the headers the upload was signed with.
+    assert len(puts) == 1, puts
+    assert urlsplit(puts[0].url).netloc != urlsplit(pipeline.url).netloc
+    headers = puts[0].all_headers()
+    assert headers["if-none-match"] == "*"
+    assert headers["content-type"] == "image/png"
+    expect(page.locator("[data-status]")).to_have_attribute(
+        "data-status", "completed", timeout=60_000
+    )
+    session.edit_job = page.url.rsplit("/", 1)[1]
 
 
 def test_the_account_page_shows_credits_and_makes_an_api_key_shown_once(
@@ -166,8 +196,9 @@ def test_the_account_page_shows_credits_and_makes_an_api_key_shown_once(
 ) -> None:
     page = desktop.new_page()
     page.goto(f"{pipeline.url}/account")
-    # 100 on sign-up stay in the unrelayed outbox; 1000 granted; the image job cost 2.
-    expect(page.get_by_test_id("balance")).to_have_text("998", timeout=30_000)
+    # 100 on sign-up stay in the unrelayed outbox; 1000 granted; the image job cost 2 and
+    # the edit 3; the cancelled job's hold was released.
+    expect(page.get_by_test_id("balance")).to_have_text("995", timeout=30_000)
     expect(page.get_by_test_id("plan")).to_have_text("FREE")
     _fill(page, "Name of a new key", "ci")
     page.get_by_role("button", name="Create key").click()

@@ -76,6 +76,15 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+JAEGER_PORTS = {
+    "GENSTREAM_JAEGER_UI_PORT": "26686",
+    "GENSTREAM_JAEGER_QUERY_GRPC_PORT": "26685",
+    "GENSTREAM_JAEGER_OTLP_GRPC_PORT": "24317",
+    "GENSTREAM_JAEGER_OTLP_HTTP_PORT": "24318",
+    "GENSTREAM_JAEGER_HEALTH_PORT": "23133",
+}
+
+
 def _private_env(var_dir: Path) -> dict[str, str]:
     env = {
         **os.environ,
@@ -86,6 +95,7 @@ def _private_env(var_dir: Path) -> dict[str, str]:
         "GENSTREAM_S3_PORT": "19000",
         "GENSTREAM_S3_CONSOLE_PORT": "19001",
         "GENSTREAM_API_PORT": "18000",
+        **JAEGER_PORTS,
     }
     for name in list(env):
         if name.startswith("GENSTREAM_") and "__" in name:
@@ -120,7 +130,7 @@ def test_up_twice_then_down_leaves_nothing(private_stack: tuple[dict[str, str], 
     assert first.returncode == 0, first.stderr
     assert "stack ready" in first.stderr
     running = _pids(var_dir)
-    assert set(running) == {"kafka-1", "postgres", "s3"}
+    assert set(running) == {"kafka-1", "postgres", "s3", "jaeger"}
 
     second = _run(STACK, "up", env=env)
     assert second.returncode == 0, second.stderr
@@ -130,11 +140,13 @@ def test_up_twice_then_down_leaves_nothing(private_stack: tuple[dict[str, str], 
     status = _run(STACK, "status", env=env)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "kafka node 1: running on 127.0.0.1:19092" in status.stdout
+    assert "jaeger: running, UI and query API on http://127.0.0.1:26686" in status.stdout
 
     down = _run(STACK, "down", env=env)
     assert down.returncode == 0, down.stderr
     assert _processes_mentioning(str(var_dir)) == []
-    assert not any(_port_open(port) for port in (19092, 19093, 25442, 19000, 19001))
+    ports = (19092, 19093, 25442, 19000, 19001, *map(int, JAEGER_PORTS.values()))
+    assert not any(_port_open(port) for port in ports)
     stopped = _run(STACK, "status", env=env)
     assert stopped.returncode != 0
     assert "kafka node 1: stopped" in stopped.stdout

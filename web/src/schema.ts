@@ -72,7 +72,11 @@ function field(type: string, name: string, raw: JsonSchema, required: boolean): 
       ? schema.default
       : undefined;
   if (name.endsWith("upload_id")) {
-    return { ...base, kind: "upload", accept: ACCEPT[type] ?? "image/*" };
+    // The API takes an upload's id; the form takes the file and uploads it first.
+    const accept = ACCEPT[type] ?? "image/*";
+    const what = accept.startsWith("video/") ? "Video file" : "Image file";
+    const owner = label.replace(/\s*Upload Id$/i, "");
+    return { ...base, label: owner ? `${owner} ${what.toLowerCase()}` : what, kind: "upload", accept };
   }
   if (schema.enum) return { ...base, kind: "choice", choices: schema.enum, default: fallback };
   if (schema.type === "integer" || schema.type === "number") {

@@ -84,6 +84,8 @@ OWNED: Final[dict[Route, Owned]] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): Owned(lambda w: w.queued_job, 202),
     ("GET", "/v1/jobs/{job_id}/events"): Owned(lambda w: w.finished_job, 204, _after_the_end),
     ("GET", "/v1/jobs/{job_id}/webhooks"): Owned(lambda w: w.finished_job, 200),
+    # Its owner is told it has sent nothing to send again.
+    ("POST", "/v1/jobs/{job_id}/webhooks/redeliver"): Owned(lambda w: w.finished_job, 409),
     ("DELETE", "/v1/api-keys/{key_id}"): Owned(lambda w: w.api_key, 204),
 }
 """Every route with an id in its path."""

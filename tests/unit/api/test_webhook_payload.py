@@ -13,10 +13,13 @@ from contracts import (
     JobEvent,
     JobExpired,
     JobFailed,
+    JobQueued,
     JobRejected,
     JobStarted,
     OutputFile,
     RejectReason,
+    SyntheticInput,
+    Tier,
 )
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
@@ -87,5 +90,17 @@ def test_expired_job_names_its_deadline() -> None:
     assert json.loads(found.body)["data"]["deadline"] == "2026-03-04T05:06:07.891000Z"
 
 
-def test_intermediate_events_are_not_announced() -> None:
-    assert announcement(_wrap(JobStarted(job_id="job_5", worker_id="w", attempt=1))) is None
+def test_starts_are_announced_for_those_subscribed_and_queueing_never() -> None:
+    found = announcement(_wrap(JobStarted(job_id="job_5", worker_id="w", attempt=1)))
+    assert found is not None
+    assert (found.event_type, found.subscription) == ("job.started", "started")
+    assert json.loads(found.body)["data"] == {"job_id": "job_5", "status": "running", "attempt": 1}
+    queued = JobQueued(
+        job_id="job_5",
+        job_type="synthetic",
+        tier=Tier.FREE,
+        input=SyntheticInput(),
+        attempt=1,
+        topic="jobs.synthetic.free",
+    )
+    assert announcement(_wrap(queued)) is None
