@@ -62,6 +62,10 @@ class JobRequest:
     webhook_url: str | None
     idempotency_key: str | None
     request_hash: str
+    webhook_events: list[str] | None = None
+    """The webhook events subscribed to; ``None``: the end alone."""
+    metadata: dict[str, Any] | None = None
+    end_user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ def requested_envelope(job: Job) -> Envelope[JobRequested]:
             "webhook_url": job.webhook_url,
             "requested_at": job.created_at,
             "media": job.media,
+            "metadata": job.metadata_,
+            "end_user": job.end_user,
         }
     )
     return Envelope.wrap(
@@ -198,7 +204,14 @@ async def _by_key(
     return found
 
 
-def _new_job(user_id: uuid.UUID, request: JobRequest, media: MediaInfo | None) -> NewJob:
+def _new_job(
+    user_id: uuid.UUID,
+    request: JobRequest,
+    media: MediaInfo | None,
+    *,
+    api_key_id: uuid.UUID | None = None,
+    quoted: int | None = None,
+) -> NewJob:
     return NewJob(
         id=_job_id(),
         user_id=user_id,
@@ -211,7 +224,16 @@ def _new_job(user_id: uuid.UUID, request: JobRequest, media: MediaInfo | None) -
         event_id=str(uuid.uuid4()),
         event_trace=event_trace(new_traceparent()),
         created_at=datetime.now(UTC),
+        webhook_events=_json_or_none(request.webhook_events),
+        metadata=_json_or_none(request.metadata),
+        end_user=request.end_user,
+        api_key_id=api_key_id,
+        credits_quoted=quoted,
     )
+
+
+def _json_or_none(value: object) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _job_of(row: NewJob, request: JobRequest) -> Job:
@@ -230,6 +252,11 @@ def _job_of(row: NewJob, request: JobRequest) -> Job:
         event_trace=row.event_trace,
         created_at=row.created_at,
         updated_at=row.created_at,
+        webhook_events=request.webhook_events,
+        metadata_=request.metadata,
+        end_user=request.end_user,
+        api_key_id=row.api_key_id,
+        credits_quoted=row.credits_quoted,
     )
 
 

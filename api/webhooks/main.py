@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from api.webhooks.dispatcher import Dispatcher
 from api.webhooks.intake import Intake, skip_invalid
+from api.webhooks.links import Signer, s3_signer
 from api.webhooks.secret_box import SecretBox
 from api.webhooks.sender import Sender
 from api.webhooks.settings import DispatcherSettings
@@ -59,6 +60,12 @@ def _guarded(
         stop.set()
 
 
+def signer_of(settings: DispatcherSettings) -> Signer | None:
+    if not settings.s3.access_key.get_secret_value():
+        return None
+    return s3_signer(settings.s3, ttl_s=settings.webhooks.download_url_ttl_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     role: Role = _arguments(argv).role
     try:
@@ -91,10 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     consumer: EventConsumer | None = None
     dispatcher: Dispatcher | None = None
     if role in ("all", "intake"):
+        topics = [webhooks.lifecycle_topic]
+        if webhooks.progress_topic is not None:
+            topics.append(webhooks.progress_topic)
         consumer = EventConsumer(
             settings=settings.kafka,
             group_id=webhooks.group_id,
-            topics=[webhooks.lifecycle_topic],
+            topics=topics,
             on_invalid=skip_invalid,
             auto_offset_reset=webhooks.start_from,
             extra={"session.timeout.ms": int(webhooks.session_timeout_s * 1000)},
@@ -105,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=webhooks.intake_batch_size,
             max_event_age_s=webhooks.max_event_age_s,
             on_recorded=wake.set,
+            signer=signer_of(settings),
         )
         threads.append(threading.Thread(target=_guarded, args=("intake", intake.run, stop, failed)))
     if role in ("all", "delivery"):

@@ -28,6 +28,7 @@ from api.webhooks.secret_store import (
     signing_secrets,
 )
 from api.webhooks.sender import Attempt
+from api.webhooks.subscriptions import DEFAULT_EVENTS, WebhookEvent
 from genstream.db.models import Job
 from genstream.db.webhooks import WebhookAttempt, WebhookDelivery
 
@@ -36,10 +37,11 @@ __all__ = ["Claimed", "DeliveryStore", "NewDelivery", "Target", "host_of"]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a job's webhooks go, and whose job it is."""
+    """Where a job's webhooks go, whose job it is, and what its owner subscribed to."""
 
     user_id: uuid.UUID
     url: str
+    events: frozenset[WebhookEvent] = frozenset(DEFAULT_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,13 @@ class Claimed:
     claim: uuid.UUID
 
 
+def _events(stored: list[str] | None) -> frozenset[WebhookEvent]:
+    if not stored:
+        return frozenset(DEFAULT_EVENTS)
+    known = {event.value for event in WebhookEvent}
+    return frozenset(WebhookEvent(name) for name in stored if name in known)
+
+
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
@@ -80,12 +89,16 @@ class DeliveryStore:
         wanted = sorted(set(job_ids))
         if not wanted:
             return {}
-        query = select(Job.id, Job.user_id, Job.webhook_url).where(
+        query = select(Job.id, Job.user_id, Job.webhook_url, Job.webhook_events).where(
             Job.id.in_(wanted), Job.webhook_url.is_not(None)
         )
         with self._sessions() as session:
             rows = session.execute(query).all()
-        return {job_id: Target(user_id=user_id, url=url) for job_id, user_id, url in rows if url}
+        return {
+            job_id: Target(user_id=user_id, url=url, events=_events(events))
+            for job_id, user_id, url, events in rows
+            if url
+        }
 
     def job_trace(self, job_id: str) -> str | None:
         """The ``traceparent`` the job's events started from, for the delivery's span."""
