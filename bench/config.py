@@ -37,6 +37,9 @@ class BenchConfig:
     priority_pro_load: float
     """Pro arrival rate as a fraction of one worker's capacity (1000 / step_ms per second)."""
     priority_phase_s: float
+    fairness_backlog: int
+    """Jobs one user queues on one worker before another user of the tier submits one."""
+    fairness_step_ms: int
     overhead_jobs: int
     overhead_step_ms: int
     overhead_steps: int
@@ -84,6 +87,8 @@ FULL = BenchConfig(
     priority_step_ms=50,
     priority_pro_load=0.5,
     priority_phase_s=15.0,
+    fairness_backlog=1000,
+    fairness_step_ms=20,
     overhead_jobs=30,
     overhead_step_ms=50,
     overhead_steps=4,
@@ -113,6 +118,7 @@ QUICK = dataclasses.replace(
     pipeline_timeout_s=60.0,
     priority_backlog=1000,
     priority_phase_s=4.0,
+    fairness_backlog=200,
     overhead_jobs=8,
     users=20,
     sse_clients=(1000,),

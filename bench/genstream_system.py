@@ -369,7 +369,8 @@ class GenstreamSystem:
             self.producer.flush()
 
     def admitted(self, job_ids: Sequence[str], *, timeout_s: float) -> int:
-        return len(self.clock.wait_for("queued", job_ids, timeout_s=timeout_s))
+        # Accepted, not queued: a user's jobs enter the tier topic a few at a time.
+        return len(self.clock.wait_for("accepted", job_ids, timeout_s=timeout_s))
 
     def rejected(self, job_ids: Sequence[str]) -> int:
         return self.clock.count("rejected", job_ids)

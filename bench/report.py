@@ -26,8 +26,17 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 1
-WORKLOADS: Final = ("submit", "dispatch", "sse", "pipeline", "priority", "overhead", "replay")
-SHARED_WORKLOADS: Final = ("submit", "dispatch", "pipeline", "priority")
+WORKLOADS: Final = (
+    "submit",
+    "dispatch",
+    "sse",
+    "pipeline",
+    "priority",
+    "fairness",
+    "overhead",
+    "replay",
+)
+SHARED_WORKLOADS: Final = ("submit", "dispatch", "pipeline", "priority", "fairness")
 """The workloads the Celery peer runs too."""
 
 _NOT_FIGURES: Final = frozenset({"elapsed_s"})
@@ -66,6 +75,13 @@ TARGETS: Final = (
         "pro wait p99 <= one service time + 100 ms",
     ),
     Target("priority_free_share", "priority.free_share", ">=", 0.10, "free share >= 10 %"),
+    Target(
+        "fairness_late_wait",
+        "fairness.late_wait_service_times",
+        "<=",
+        3,
+        "another user's job behind a backlog waits <= 3 service times",
+    ),
     Target("overhead_ratio", "overhead.ratio", ">=", 0.98, "overhead ratio >= 0.98"),
     Target(
         "sse_p99", "sse.p99_ms_at_10000", "<=", 50, "sse p99 <= 50 ms, 10,000 clients, one process"

@@ -21,6 +21,7 @@ from bench.report import build_document, render_table
 from bench.speed import SpeedProbe
 from bench.workloads import (
     run_dispatch,
+    run_fairness,
     run_overhead,
     run_pipeline,
     run_priority,
@@ -30,8 +31,8 @@ from bench.workloads import (
 __all__ = ["run_benchmark"]
 
 _log = logging.getLogger("bench")
-ALL = ("submit", "dispatch", "sse", "pipeline", "overhead", "priority", "replay")
-_SERVICES = {"submit", "dispatch", "pipeline", "overhead", "priority"}
+ALL = ("submit", "dispatch", "sse", "pipeline", "overhead", "priority", "fairness", "replay")
+_SERVICES = {"submit", "dispatch", "pipeline", "overhead", "priority", "fairness"}
 """The workloads that need the stream processors and the users' accounts in them."""
 _GENSTREAM_ONLY = {"sse", "overhead", "replay"}
 
@@ -100,6 +101,8 @@ def _genstream(
             _guarded(results, "overhead", lambda: run_overhead(system, config))
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
+        if "fairness" in only:
+            _guarded(results, "fairness", lambda: run_fairness(system, config))
     except Exception as error:
         _not_run(results, only - {"replay"}, error)
     finally:
@@ -137,6 +140,8 @@ def _peer(config: BenchConfig, run_dir: Path, only: set[str]) -> dict[str, Any]:
             _guarded(results, "pipeline", lambda: run_pipeline(system, config))
         if "priority" in only:
             _guarded(results, "priority", lambda: run_priority(system, config))
+        if "fairness" in only:
+            _guarded(results, "fairness", lambda: run_fairness(system, config))
     except Exception as error:
         _not_run(results, only - _GENSTREAM_ONLY, error)
     finally:

@@ -437,6 +437,47 @@ def _pro_phase(
     }
 
 
+# -- fairness --------------------------------------------------------------------------------------
+def run_fairness(system: System, config: BenchConfig) -> dict[str, Any]:
+    """One pro user queues a backlog on one worker; once it is all admitted, another pro user
+    submits one job: how long it waits, in service times."""
+    system.start_workers(1)
+    step_ms = config.fairness_step_ms
+    runs = []
+    try:
+        for _ in range(config.repetitions):
+            runs.append(_fairness_run(system, config.fairness_backlog, step_ms))
+            _log.info("%s fairness: %s", system.name, _brief(runs[-1]))
+    finally:
+        system.stop_workers()
+    keys = ("late_wait_ms", "late_wait_service_times", "backlog_started_first", "late_not_started")
+    return {"service_ms": step_ms, "backlog": config.fairness_backlog, **combine(runs, keys)}
+
+
+def _fairness_run(system: System, backlog: int, step_ms: int) -> dict[str, float]:
+    hog = [JobSpec(_job_id("hog"), 0, "pro", 1, step_ms) for _ in range(backlog)]
+    hog_ids = [job.job_id for job in hog]
+    system.enqueue(hog)
+    system.admitted(hog_ids, timeout_s=120)
+    system.clock.wait_for("started", hog_ids[:1], timeout_s=60)
+    late = JobSpec(_job_id("late"), 1, "pro", 1, step_ms)
+    sent = time.time()
+    system.enqueue([late])
+    drain_s = backlog * step_ms / 1000 * 3 + 60
+    started = system.clock.wait_for("started", [late.job_id], timeout_s=drain_s)
+    at = started.get(late.job_id)
+    before = sum(1 for t in system.clock.times("started", hog_ids).values() if at and t < at)
+    # The backlog drains before the next run, so that each run starts from an idle worker.
+    system.clock.wait_for("completed", hog_ids, timeout_s=drain_s)
+    wait_ms = (at - sent) * 1000 if at else math.nan
+    return {
+        "late_wait_ms": wait_ms,
+        "late_wait_service_times": wait_ms / step_ms,
+        "backlog_started_first": float(before),
+        "late_not_started": float(at is None),
+    }
+
+
 # -- overhead --------------------------------------------------------------------------------------
 def plain_loop_s(jobs: int, steps: int, step_ms: int) -> float:
     """The synthetic pipeline run ``jobs`` times in a loop: the time the work itself takes."""

@@ -29,7 +29,7 @@ class PlanLimits(BaseModel):
     """Jobs of one user queued or running at once; the user's further jobs wait their turn."""
     max_waiting_jobs: _Positive = 1000
     """Jobs of one user accepted and waiting for a turn; a job past it is refused."""
-    dispatch_window: _Positive = 4
+    dispatch_window: _Positive = 2
     """Jobs of one user on the tier topic not yet started. Each user's backlog enters the
     queue a few jobs at a time, so another user's job waits behind a few of them, not all."""
     queue_ttl_s: _Positive
