@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.accounts.routes import router as accounts_router
+from api.admin.accounts import router as admin_accounts_router
 from api.admin.routes import router as admin_router
 from api.credits.routes import router as credits_router
 from api.events.routes import router as events_router
@@ -24,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     events_router,
     webhooks_router,
     admin_router,
+    admin_accounts_router,
 )

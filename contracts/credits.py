@@ -42,6 +42,8 @@ class CreditsGranted(CreditEvent):
 
     amount: PositiveCredits
     reason: Reason
+    operator: Id | None = None
+    """The admin who granted them by hand (``POST /v1/admin/users/{id}/credits``)."""
 
 
 class CreditsPurchased(CreditEvent):

@@ -10,7 +10,7 @@ from typing import ClassVar, Final
 
 from contracts.enums import Plan
 from contracts.event import Event
-from contracts.fields import Id, IdempotencyKey, UtcDatetime
+from contracts.fields import Id, IdempotencyKey, Reason, UtcDatetime
 
 __all__ = ["PLAN_EVENT_TYPES", "Plan", "PlanChanged"]
 
@@ -28,6 +28,10 @@ class PlanChanged(Event):
     subscription_id: Id | None = None
     """The payment provider's subscription, absent for the free plan."""
     idempotency_key: IdempotencyKey
+    operator: Id | None = None
+    """The admin who set the plan by hand (``PUT /v1/admin/users/{id}/plan``); absent for
+    changes the payment provider reported."""
+    reason: Reason | None = None
 
 
 PLAN_EVENT_TYPES: Final[tuple[type[Event], ...]] = (PlanChanged,)

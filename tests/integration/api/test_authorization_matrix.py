@@ -172,6 +172,14 @@ UNOWNED: Final[dict[Route, Check | str]] = {
 }
 """Every route without an id in its path: a check run here, or why it needs none."""
 
+OPERATORS: Final[dict[Route, dict[str, Any] | None]] = {
+    ("GET", "/v1/admin/users"): None,
+    ("PUT", "/v1/admin/users/{user_id}/plan"): {"plan": "PRO", "reason": "trial"},
+    ("POST", "/v1/admin/users/{user_id}/credits"): {"amount": 5, "reason": "sorry"},
+}
+"""Operators' routes about any user: refused (403) to everyone but admins, whose id in the
+path is another user's by design. The body each is called with."""
+
 OUTSIDE: Final[dict[Route, str]] = {
     ("GET", "/metrics"): "operators': a bearer token when one is set, off in production "
     "without one (test_metrics_need_their_token, test_production_serves_no_description)",
@@ -237,7 +245,11 @@ def _operations(document: dict[str, Any]) -> set[Route]:
 def test_every_route_is_in_the_matrix(api_app: FastAPI) -> None:
     documented = _operations(api_app.openapi())
     assert not OWNED.keys() & UNOWNED.keys()
-    assert documented == OWNED.keys() | UNOWNED.keys(), "a route has no entry, or one is stale"
+    assert not OPERATORS.keys() & (OWNED.keys() | UNOWNED.keys())
+    assert documented == OWNED.keys() | UNOWNED.keys() | OPERATORS.keys(), (
+        "a route has no entry, or one is stale"
+    )
+    assert all(path.startswith("/v1/admin/") for _, path in OPERATORS)
     # An id in the path is what makes a route OWNED; the allowlist cannot take such a route.
     assert all("{" in path for _, path in OWNED)
     assert not any("{" in path for _, path in UNOWNED)
@@ -366,3 +378,19 @@ async def test_routes_without_ids_answer_for_the_caller_alone(world: World) -> N
             await check(world)
         except AssertionError as error:
             raise AssertionError(f"{', '.join(routes)}: {error}") from error
+
+
+async def test_operators_routes_refuse_everyone_but_admins(world: World) -> None:
+    for (method, template), body in OPERATORS.items():
+        path = template.replace("{user_id}", world.alice.id)
+        params = {"email": "someone@example.com"} if "{" not in template else None
+        anonymous = await world.api.request(method, path, json=body, params=params)
+        assert anonymous.status_code == 401, f"{method} {template}: {anonymous.text}"
+        for user in (world.alice, world.bob):
+            refused = await world.api.request(
+                method, path, json=body, params=params, headers=user.headers
+            )
+            assert refused.status_code == 403, f"{method} {template}: {refused.text}"
+    # Nothing was changed by the refused calls: Alice's plan is still her own.
+    me = await world.api.get("/v1/me", headers=world.alice.headers)
+    assert me.json()["plan"] == "FREE"
