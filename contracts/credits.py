@@ -39,6 +39,7 @@ class CreditsGranted(CreditEvent):
 
     TYPE: ClassVar[str] = "genstream.credits.granted"
     VERSION: ClassVar[int] = 1
+    ADDED: ClassVar[frozenset[str]] = frozenset({"operator"})
 
     amount: PositiveCredits
     reason: Reason

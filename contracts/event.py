@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from contracts.fields import Id
 
@@ -46,6 +46,19 @@ class Event(BaseModel):
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int]
+    ADDED: ClassVar[frozenset[str]] = frozenset()
+    """Optional fields added to this version after records of it were stored: left out while
+    unset, so that those records, decoded, encode to the very bytes they were (and readers of
+    the version before see nothing new). A field that changes the meaning needs a version."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.ADDED and isinstance(data, dict):
+            for name in self.ADDED:
+                if data.get(name, 0) is None:
+                    del data[name]
+        return data
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -82,6 +82,7 @@ class JobRequested(JobEvent):
 
     TYPE: ClassVar[str] = "genstream.job.requested"
     VERSION: ClassVar[int] = 1
+    ADDED: ClassVar[frozenset[str]] = frozenset({"metadata", "end_user"})
 
     job_type: JobType
     input: JobInput

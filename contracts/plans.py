@@ -20,6 +20,7 @@ class PlanChanged(Event):
 
     TYPE: ClassVar[str] = "genstream.plan.changed"
     VERSION: ClassVar[int] = 1
+    ADDED: ClassVar[frozenset[str]] = frozenset({"operator", "reason"})
 
     plan: Plan
     previous_plan: Plan | None = None
