@@ -46,9 +46,11 @@ from contracts import (
     JobCompleted,
     JobExpired,
     JobFailed,
+    JobQueued,
     JobRejected,
     JobRequested,
     JobStarted,
+    child_traceparent,
     decode,
     derived_event_id,
     encode,
@@ -180,13 +182,23 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             metrics.EVENTS.labels(event.message.topic, envelope.type).inc()
             yield event, envelope
 
-    async def write(cause: Envelope[Any], caused: list[Event], acks: Acknowledger) -> None:
+    async def write(
+        cause: Envelope[Any], caused: list[Event], acks: Acknowledger, account: Account
+    ) -> None:
+        cause_job = getattr(cause.data, "job_id", None)
         for data in caused:
+            trace = event_trace(cause.trace)
+            if isinstance(data, JobQueued) and data.job_id != cause_job:
+                # A waiting job sent on its turn, which another job's start or end gave it:
+                # its dispatch continues its own request's trace.
+                hold = account.holds.get(data.job_id)
+                if hold is not None and hold.trace:
+                    trace = child_traceparent(hold.trace)
             envelope = Envelope.wrap(
                 data,
                 user_id=cause.user_id,
                 source=SOURCE,
-                trace=event_trace(cause.trace),
+                trace=trace,
                 event_id=caused_event_id(data),
             )
             value, headers = encode(envelope), kafka_headers(envelope)
@@ -255,7 +267,9 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
             )
             with decision_span(envelope) as span:
                 try:
-                    after, caused = apply(before, envelope.data, prices, may_wait=may_wait)
+                    after, caused = apply(
+                        before, envelope.data, prices, may_wait=may_wait, trace=envelope.trace
+                    )
                 except CreditsOwedError:
                     span.set_attribute("genstream.outcome", "credit_wait")
                     await wait_for_credits(event, acks)
@@ -264,7 +278,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
                     accounts.set(envelope.user_id, after, partition=event.message.partition)
                 observe(before, envelope, caused)
                 describe_decision(span, caused)
-                await write(envelope, caused, acks)
+                await write(envelope, caused, acks, after)
 
     async def outcome_agent(stream: faust.StreamT[Any]) -> None:
         acks = Acknowledger(stream)

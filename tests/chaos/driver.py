@@ -50,6 +50,7 @@ tier = "free"
 max_video_duration_s = 30
 max_video_height = 720
 max_concurrent_jobs = 100000
+max_waiting_jobs = 100000
 queue_ttl_s = 86400
 
 [plans.CREATOR]
@@ -57,6 +58,7 @@ tier = "creator"
 max_video_duration_s = 120
 max_video_height = 1080
 max_concurrent_jobs = 100000
+max_waiting_jobs = 100000
 queue_ttl_s = 86400
 
 [plans.PRO]
@@ -64,6 +66,7 @@ tier = "pro"
 max_video_duration_s = 300
 max_video_height = 1080
 max_concurrent_jobs = 100000
+max_waiting_jobs = 100000
 queue_ttl_s = 86400
 
 [prices."image.generate"]

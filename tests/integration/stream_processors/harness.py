@@ -149,7 +149,7 @@ class Processors:
 
     def request(
         self, user_id: str, job_id: str, *, key: str | None = None, wait: bool = True, **job: Any
-    ) -> None:
+    ) -> Envelope[Any]:
         data = JobRequested(
             job_id=job_id,
             job_type=JobType.SYNTHETIC,
@@ -157,7 +157,7 @@ class Processors:
             idempotency_key=key,
             requested_at=job.get("requested_at", datetime.now(UTC)),
         )
-        self.send(data, user_id=user_id, wait=wait)
+        return self.send(data, user_id=user_id, wait=wait)
 
     # -- output ------------------------------------------------------------------------------
     def seen(self, *, budget_s: float = 0.5) -> list[Envelope[Any]]:

@@ -162,6 +162,32 @@ def test_cancelling_a_queued_job_releases_its_credits(processors: Processors, un
     assert "CreditsSettled" not in events
 
 
+def test_jobs_over_the_concurrency_cap_wait_their_turn_instead_of_being_rejected(
+    processors: Processors, unique: str
+) -> None:
+    """A FREE user's third job (the plan runs two at once) is accepted, reserved and held;
+    the first job's end sends it to the tier topic."""
+    user = f"turns-{unique}"
+    jobs = [f"job-{unique}-{n}" for n in range(3)]
+    processors.grant(user, 10)
+    requests = [processors.request(user, job) for job in jobs]
+    processors.wait_for(lambda _: "CreditsReserved" in types(processors.of_job(jobs[2])))
+    processors.wait_for(lambda _: all("JobQueued" in types(processors.of_job(j)) for j in jobs[:2]))
+    assert sorted(types(processors.of_job(jobs[2]))) == ["CreditsReserved", "JobAccepted"]
+
+    processors.send(JobStarted(job_id=jobs[0], worker_id="w", attempt=1), user_id=user)
+    processors.send(
+        JobCompleted(job_id=jobs[0], attempt=1, worker_id="w", outputs=(), run_ms=5, usage_units=1),
+        user_id=user,
+    )
+    processors.wait_for(lambda _: "JobQueued" in types(processors.of_job(jobs[2])))
+    queued = next(e for e in processors.of_job(jobs[2]) if type(e.data).__name__ == "JobQueued")
+    assert queued.data.topic == "jobs.synthetic.free"
+    assert "JobRejected" not in types(processors.of_job(jobs[2]))
+    # The waiting job's dispatch continues its own request's trace, not the ending job's.
+    assert queued.trace.split("-")[1] == requests[2].trace.split("-")[1]
+
+
 def test_a_job_queued_past_its_deadline_expires_and_is_released(
     processors: Processors, unique: str
 ) -> None:
