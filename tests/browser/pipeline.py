@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
-from contracts import Workload
+from contracts import Workload, worker_group
 from genstream.db import sync_engine, upgrade
 from genstream.db.models import User
 from genstream.settings import StackSettings
+from genstream.system_status import StatusScope
 from gpu_consumers.tiny_models import build_tiny_models
 from tests.integration.gpu_consumers.harness import Workers, models_env
 from tests.integration.stream_processors.harness import Processors
@@ -79,20 +80,39 @@ class Pipeline:
                 "GENSTREAM_PROJECTION_SESSION_TIMEOUT_S": "6",
             },
         )
-        self._serve_api(
-            {
-                "GENSTREAM_ENVIRONMENT": "test",
-                "GENSTREAM_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
-                "GENSTREAM_TEST_PG_SCHEMA": self.schema,
-                "GENSTREAM_JOBS__REQUESTED_TOPIC": f"{self.prefix}jobs.requested",
-                "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
-                "GENSTREAM_READS__PROGRESS_TOPIC": f"{self.prefix}jobs.progress",
-                "GENSTREAM_READS__SSE_HEARTBEAT_S": "1",
-                "GENSTREAM_READS__SSE_POLL_S": "1",
-            }
-        )
+        self._bind_api()
+        self._api_env = {
+            "GENSTREAM_ENVIRONMENT": "test",
+            "GENSTREAM_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+            "GENSTREAM_TEST_PG_SCHEMA": self.schema,
+            "GENSTREAM_JOBS__REQUESTED_TOPIC": f"{self.prefix}jobs.requested",
+            "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
+            "GENSTREAM_READS__PROGRESS_TOPIC": f"{self.prefix}jobs.progress",
+            "GENSTREAM_READS__SSE_HEARTBEAT_S": "1",
+            "GENSTREAM_READS__SSE_POLL_S": "1",
+            "GENSTREAM_TEST_STATUS": self._status_scope().model_dump_json(),
+        }
+        self._start_api()
         for workers in self.workers:
             workers.wait_joined(timeout_s=60)
+
+    def _status_scope(self) -> StatusScope:
+        assert self.processors is not None
+        app_id = self.processors.app_id
+        groups = [app_id, f"projection-{self.unique}"]
+        groups += [f"{self.prefix}{worker_group(w.workload)}" for w in self.workers]
+        return StatusScope(
+            topic_prefix=self.prefix,
+            processors_group=app_id,
+            groups=tuple(groups),
+            # The API is the one service of the run with an address to ask.
+            services={"api": f"{self.api_url}/healthz"},
+        )
+
+    def make_admin(self, email: str) -> None:
+        """What ``genstream admin grant`` does, in the run's schema."""
+        with self.engine.begin() as connection:
+            connection.execute(update(User).where(User.email == email).values(role="admin"))
 
     @property
     def url(self) -> str:
@@ -164,21 +184,18 @@ class Pipeline:
         self._processes.append(process)
         return process
 
-    def _serve_api(self, env: dict[str, str]) -> str:
-        """uvicorn on a loopback port it is handed bound; returns its URL once it answers.
+    def _bind_api(self) -> None:
+        """The API's loopback port, bound here and handed to each API process started.
 
-        The test keeps the port's socket, so that a restarted API serves the same address and
+        The test keeps the socket, so that a restarted API serves the same address and
         connections made meanwhile wait in its backlog instead of being refused.
         """
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(128)
         self._cleanup.callback(listener.close)
-        self._api_env = env
         self._listener = listener
         self.api_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        self._start_api()
-        return self.api_url
 
     def _start_api(self) -> None:
         fd = self._listener.fileno()

@@ -1,5 +1,6 @@
 """The API as the browser tests serve it: ``genstream-api``'s app (with its event producer)
-on the schema named by ``GENSTREAM_TEST_PG_SCHEMA``, for ``uvicorn --factory``."""
+on the schema named by ``GENSTREAM_TEST_PG_SCHEMA``, its status snapshot over the scope
+``GENSTREAM_TEST_STATUS`` gives, for ``uvicorn --factory``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from api.app import create_app
 from api.events import stream_engine
 from api.settings import ApiSettings
 from genstream.db import async_engine
+from genstream.system_status import StatusScope
 from producers import EventProducer
 
 
@@ -20,10 +22,13 @@ def app() -> FastAPI:
     # Lives as long as the process: every submission has had its acknowledgement when the
     # server answered it, so nothing is left to flush when the process ends.
     producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)
-    return create_app(
+    app = create_app(
         settings,
         engine=async_engine(settings.pg, schema=schema),
         stream_engine=stream_engine(settings, schema=schema),
         dispose_engine=True,
         producer=producer,
     )
+    # The operator page's snapshot looks at the run's own topics, groups and services.
+    app.state.status_scope = StatusScope.model_validate_json(os.environ["GENSTREAM_TEST_STATUS"])
+    return app

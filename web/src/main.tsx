@@ -1,7 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { LocationProvider, Route, Router, useLocation, useRoute } from "preact-iso";
-import { onAuthChange, signOut, tokens } from "./api";
+import { lazy, LocationProvider, Route, Router, useLocation, useRoute } from "preact-iso";
+import { call, onAuthChange, signOut, tokens } from "./api";
 import { Account } from "./pages/Account";
 import { Auth } from "./pages/Auth";
 import { History } from "./pages/History";
@@ -15,8 +15,35 @@ const SIGNED_IN_PAGES = [
   { href: "/account", label: "Account" },
 ];
 
+// Operators' charts are a library users' pages never need: loaded with the page that draws them.
+const Operator = lazy(() => import("./pages/Operator").then((page) => page.Operator));
+
+const OPERATOR = "genstream.operator";
+
+/** Whether the account may see the operator page: asked once a session, remembered. */
+function useOperator(signedIn: boolean): boolean {
+  const [operator, setOperator] = useState(sessionStorage.getItem(OPERATOR) === "yes");
+  useEffect(() => {
+    if (!signedIn) {
+      sessionStorage.removeItem(OPERATOR);
+      setOperator(false);
+      return;
+    }
+    if (sessionStorage.getItem(OPERATOR) !== null) return;
+    call("/v1/admin/status")
+      .then(() => true)
+      .catch(() => false)
+      .then((allowed) => {
+        sessionStorage.setItem(OPERATOR, allowed ? "yes" : "no");
+        setOperator(allowed);
+      });
+  }, [signedIn]);
+  return operator;
+}
+
 function Nav({ signedIn }: { signedIn: boolean }) {
   const { path, route } = useLocation();
+  const operator = useOperator(signedIn);
   return (
     <header class="bar">
       <a class="brand" href={signedIn ? "/playground" : "/signin"}>
@@ -32,6 +59,13 @@ function Nav({ signedIn }: { signedIn: boolean }) {
                 </a>
               </li>
             ))}
+          {signedIn && operator && (
+            <li>
+              <a href="/operator" aria-current={path.startsWith("/operator") ? "page" : undefined}>
+                Operator
+              </a>
+            </li>
+          )}
           {signedIn ? (
             <li>
               <button type="button" class="link" onClick={() => void signOut().then(() => route("/signin"))}>
@@ -103,6 +137,7 @@ function App() {
           <Route path="/jobs" component={() => <Guarded signedIn={signedIn} page={() => <History />} />} />
           <Route path="/jobs/:id" component={() => <Guarded signedIn={signedIn} page={() => <JobRoute />} />} />
           <Route path="/account" component={() => <Guarded signedIn={signedIn} page={() => <Account />} />} />
+          <Route path="/operator" component={() => <Guarded signedIn={signedIn} page={() => <Operator />} />} />
           <Route default component={NotFound} />
         </Router>
       </main>

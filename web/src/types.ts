@@ -100,3 +100,31 @@ export interface Delivery {
   delivered_at: string | null;
   next_attempt_at: string | null;
 }
+
+/** `GET /v1/admin/status`: the snapshot `genstream status` prints. */
+export interface StatusSnapshot {
+  taken_at: string;
+  healthy: boolean;
+  problems: string[];
+  services: { name: string; up: boolean; url: string; detail: string }[];
+  tiers: {
+    workload: string;
+    tier: string;
+    topic: string;
+    depth: number;
+    oldest_wait_s: number | null;
+    queue_ttl_s: number | null;
+  }[];
+  groups: { group: string; state: string; members: number; lag: number }[];
+  dead_letters_last_hour: { reason: string; topic: string; count: number }[];
+  recent_failures: {
+    job_id: string;
+    type: string;
+    tier: string | null;
+    error_code: string | null;
+    error: string | null;
+    finished_at: string | null;
+  }[];
+  reserved_credits: number;
+  accounts_with_reservations: number;
+}

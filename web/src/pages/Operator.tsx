@@ -1,0 +1,239 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { ApiError, call } from "../api";
+import { Chart, type Series } from "../components/Chart";
+import type { StatusSnapshot } from "../types";
+
+const EVERY_MS = 5000;
+const HOUR_S = 3600;
+const SAMPLES = "genstream.operator.samples";
+
+interface Sample {
+  t: number;
+  depth: Record<string, number>;
+  lag: Record<string, number>;
+  deadLetters: number;
+}
+
+function sampleOf(status: StatusSnapshot): Sample {
+  const depth: Record<string, number> = {};
+  for (const tier of status.tiers) depth[tier.workload] = (depth[tier.workload] ?? 0) + tier.depth;
+  const lag: Record<string, number> = {};
+  for (const group of status.groups) lag[group.group] = group.lag;
+  const deadLetters = status.dead_letters_last_hour.reduce((sum, d) => sum + d.count, 0);
+  return { t: Date.parse(status.taken_at) / 1000, depth, lag, deadLetters };
+}
+
+function kept(): Sample[] {
+  // The snapshot has no history of its own: the page keeps what it sampled (for the tab's
+  // life), an hour of it.
+  const stored = sessionStorage.getItem(SAMPLES);
+  return stored ? (JSON.parse(stored) as Sample[]) : [];
+}
+
+function seriesOf(samples: Sample[], pick: (s: Sample) => Record<string, number>): Series[] {
+  const names = [...new Set(samples.flatMap((s) => Object.keys(pick(s))))].sort();
+  return names.map((name) => ({ label: name, values: samples.map((s) => pick(s)[name] ?? null) }));
+}
+
+function wait(seconds: number | null): string {
+  if (seconds === null) return "—";
+  return seconds < 120 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+}
+
+/** The system at a glance for operators (the admin role): what `genstream status` shows. */
+export function Operator() {
+  const [status, setStatus] = useState<StatusSnapshot | null>(null);
+  const [samples, setSamples] = useState<Sample[]>(kept);
+  const [error, setError] = useState<string | null>(null);
+  const [forbidden, setForbidden] = useState(false);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer = 0;
+    const load = async () => {
+      try {
+        const snapshot = await call<StatusSnapshot>("/v1/admin/status");
+        if (stopped) return;
+        setStatus(snapshot);
+        setError(null);
+        setSamples((previous) => {
+          const next = [...previous, sampleOf(snapshot)].filter((s) => s.t >= Date.now() / 1000 - HOUR_S);
+          sessionStorage.setItem(SAMPLES, JSON.stringify(next));
+          return next;
+        });
+      } catch (failure) {
+        if (failure instanceof ApiError && failure.status === 403) {
+          setForbidden(true);
+          return;
+        }
+        setError((failure as Error).message);
+      }
+      if (!stopped) timer = window.setTimeout(() => void load(), EVERY_MS);
+    };
+    void load();
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, []);
+
+  const times = useMemo(() => samples.map((s) => s.t), [samples]);
+  const depth = useMemo(() => seriesOf(samples, (s) => s.depth), [samples]);
+  const lag = useMemo(() => seriesOf(samples, (s) => s.lag), [samples]);
+  const dead = useMemo(() => [{ label: "dead letters, last hour", values: samples.map((s) => s.deadLetters) }], [samples]);
+
+  if (forbidden) {
+    return (
+      <section>
+        <h1>Operator</h1>
+        <p>This page is for operators: an admin grants the role with <code>genstream admin grant &lt;email&gt;</code>.</p>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <h1>Operator</h1>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {!status && !error && <p role="status">Reading the system's status…</p>}
+      {status && (
+        <>
+          <p role="status" data-testid="health" data-healthy={String(status.healthy)}>
+            {status.healthy ? "Healthy" : "Needs attention"} at{" "}
+            <time dateTime={status.taken_at}>{new Date(status.taken_at).toLocaleTimeString()}</time>;{" "}
+            {status.reserved_credits} credits held for {status.accounts_with_reservations} account(s).
+          </p>
+          {status.problems.length > 0 && (
+            <ul class="problems">
+              {status.problems.map((problem) => (
+                <li>{problem}</li>
+              ))}
+            </ul>
+          )}
+          <h2>Charts</h2>
+          <p class="hint">Sampled every {EVERY_MS / 1000} s while this page is open, up to an hour.</p>
+          <div class="charts">
+            <Chart title="Queued jobs by workload" times={times} series={depth} />
+            <Chart title="Consumer-group lag" times={times} series={lag} />
+            <Chart title="Dead letters" times={times} series={dead} />
+          </div>
+          <h2>Tiers</h2>
+          <div class="table">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Workload</th>
+                  <th scope="col">Tier</th>
+                  <th scope="col">Queued</th>
+                  <th scope="col">Oldest wait</th>
+                  <th scope="col">Queue deadline</th>
+                </tr>
+              </thead>
+              <tbody>
+                {status.tiers.map((tier) => (
+                  <tr>
+                    <td>{tier.workload}</td>
+                    <td>{tier.tier}</td>
+                    <td>{tier.depth}</td>
+                    <td>{wait(tier.oldest_wait_s)}</td>
+                    <td>{wait(tier.queue_ttl_s)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <h2>Consumer groups</h2>
+          <div class="table">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Group</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Members</th>
+                  <th scope="col">Lag</th>
+                </tr>
+              </thead>
+              <tbody>
+                {status.groups.map((group) => (
+                  <tr>
+                    <td>{group.group}</td>
+                    <td>{group.state}</td>
+                    <td>{group.members}</td>
+                    <td>{group.lag}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <h2>Services</h2>
+          <ul class="services">
+            {status.services.map((service) => (
+              <li>
+                <span class={`badge ${service.up ? "completed" : "failed"}`}>{service.up ? "up" : "down"}</span>{" "}
+                {service.name}
+              </li>
+            ))}
+          </ul>
+          <h2>Dead letters in the last hour</h2>
+          {status.dead_letters_last_hour.length === 0 ? (
+            <p>None.</p>
+          ) : (
+            <div class="table">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Reason</th>
+                    <th scope="col">Topic</th>
+                    <th scope="col">Records</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {status.dead_letters_last_hour.map((d) => (
+                    <tr>
+                      <td>{d.reason}</td>
+                      <td>{d.topic}</td>
+                      <td>{d.count}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <p class="hint">
+            Parked records go back to their topics with <code>genstream redrive [--topic TOPIC]</code>.
+          </p>
+          <h2>Latest failures</h2>
+          {status.recent_failures.length === 0 ? (
+            <p>None.</p>
+          ) : (
+            <div class="table">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Job</th>
+                    <th scope="col">Type</th>
+                    <th scope="col">Error</th>
+                    <th scope="col">Ended</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {status.recent_failures.map((f) => (
+                    <tr>
+                      <td>{f.job_id}</td>
+                      <td>{f.type}</td>
+                      <td>{f.error_code ?? f.error ?? "—"}</td>
+                      <td>{f.finished_at ? new Date(f.finished_at).toLocaleString() : "—"}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
