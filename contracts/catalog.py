@@ -33,6 +33,9 @@ class PlanLimits(BaseModel):
     """Jobs of one user on the tier topic not yet started. Each user's backlog enters the
     queue a few jobs at a time, so another user's job waits behind a few of them, not all."""
     queue_ttl_s: _Positive
+    output_retention_days: _Positive | None = None
+    """Days a finished job's outputs are kept; then they are removed from storage and the
+    job shows its outputs without download links. ``None``: kept until the job is deleted."""
 
 
 class Price(BaseModel):

@@ -40,7 +40,9 @@ async def me(user: CurrentUser) -> UserPublic:
 )
 async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> ApiKeyCreated:
     try:
-        key, secret = await create_api_key(db, user_id=user.id, name=body.name)
+        key, secret = await create_api_key(
+            db, user_id=user.id, name=body.name, daily_credit_cap=body.daily_credit_cap
+        )
     except TooManyKeysError as error:
         raise Problem(409, str(error)) from None
     return ApiKeyCreated(id=key.id, name=key.name, key=secret)

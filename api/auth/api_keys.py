@@ -32,7 +32,9 @@ def looks_like_api_key(token: str) -> bool:
     return token.startswith(KEY_PREFIX)
 
 
-async def create_api_key(db: AsyncSession, *, user_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
+async def create_api_key(
+    db: AsyncSession, *, user_id: uuid.UUID, name: str, daily_credit_cap: int | None = None
+) -> tuple[ApiKey, str]:
     """A new key and its secret; commits. Raises ``TooManyKeysError`` past the limit."""
     # The user's row lock serialises concurrent creations, so the count below cannot go stale.
     await db.execute(select(User.id).where(User.id == user_id).with_for_update())
@@ -54,6 +56,7 @@ async def create_api_key(db: AsyncSession, *, user_id: uuid.UUID, name: str) -> 
         prefix=secret[:SHOWN_PREFIX_LENGTH],
         key_hash=digest(secret),
         created_at=datetime.now(UTC),
+        daily_credit_cap=daily_credit_cap,
     )
     db.add(key)
     await db.commit()

@@ -42,6 +42,9 @@ class ApiKeyCreate(_Request):
         ),
     ]
     """Free text, without NUL: PostgreSQL cannot store it."""
+    daily_credit_cap: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    """Credits the jobs this key submits may cost per UTC day; past it, submissions with
+    the key answer 429 ``spend_cap``. Absent: no cap but the balance."""
 
 
 class UserPublic(BaseModel):
@@ -83,6 +86,7 @@ class ApiKeyPublic(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    daily_credit_cap: int | None = None
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyPublic:
@@ -92,6 +96,7 @@ class ApiKeyPublic(BaseModel):
             prefix=key.prefix,
             created_at=key.created_at,
             last_used_at=key.last_used_at,
+            daily_credit_cap=key.daily_credit_cap,
         )
 
 

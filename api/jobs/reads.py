@@ -179,7 +179,10 @@ async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> 
     """The job as ``GET /v1/jobs/{id}`` shows it: download links signed, queue estimated."""
     outputs = job.outputs or []
     preview = job.preview
-    keys = [output["key"] for output in outputs] + ([preview["key"]] if preview else [])
+    kept = job.outputs_expired_at is None
+    keys = [output["key"] for output in outputs if kept] + (
+        [preview["key"]] if preview and kept else []
+    )
     signed = await sign_downloads(settings, user_id=str(job.user_id), job_id=job.id, keys=keys)
     queue = None
     if job.status == JobStatus.QUEUED and job.tier is not None and job.queued_at is not None:
@@ -232,4 +235,5 @@ async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> 
         queue=queue,
         urls_expire_at=signed.expires_at,
         webhook_events_filter=job.webhook_events,
+        outputs_expired_at=job.outputs_expired_at,
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 
 from api.auth.principal import CurrentCaller, CurrentUser
 from api.deps import SessionDep, SettingsDep
+from api.jobs.deletion import delete_job
 from api.jobs.events import SOURCE, ProducerDep, emit, get_producer, requested_topic
 from api.jobs.prefer import wait_seconds
 from api.jobs.reads import JobId, job_public, own_job
@@ -70,7 +71,7 @@ Prefer = Annotated[
             "model": JobPublic,
             "description": "With `Prefer: wait`: the job, which ended within the wait",
         },
-        **problem_responses(400, 401, 404, 409, 413, 422, 503),
+        **problem_responses(400, 401, 404, 409, 413, 422, 429, 503),
     },
 )
 async def submit_job(
@@ -174,6 +175,20 @@ async def _finished_response(request: Request, job_id: str, headers: dict[str, s
         headers={"Location": JobLinks.of(job_id).self_, **headers},
         media_type="application/json",
     )
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    operation_id="jobs_delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a finished job: its outputs and inputs leave storage, the job every read",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
+async def delete_finished_job(
+    job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    await delete_job(session, settings, await own_job(session, user.id, job_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

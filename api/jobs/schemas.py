@@ -144,6 +144,8 @@ class JobPublic(JobSummary):
     """When the presigned URLs in ``outputs`` and ``preview`` stop working."""
     webhook_events_filter: list[WebhookEvent] | None = None
     """The webhook events subscribed to; ``None``: the end alone (``completed``)."""
+    outputs_expired_at: datetime | None = None
+    """When the plan's retention removed the outputs from storage; they have no URLs since."""
 
 
 class JobCancelling(BaseModel):

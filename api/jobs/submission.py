@@ -24,8 +24,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth.principal import Caller
+from api.jobs.backlog import open_jobs
 from api.jobs.events import SOURCE, emit
 from api.jobs.recorder import JobRecorder, NewJob
+from api.jobs.spend import check_spend_cap, quote
 from api.jobs.validation import plan_limit_violations, uploads_of
 from api.problems import Problem
 from api.settings import ApiSettings
@@ -116,8 +118,9 @@ async def submit(
 ) -> Submitted:
     """Submits ``request`` for ``caller``, or answers for the job its idempotency key made.
 
-    Raises ``Problem``: 404 and 422 for uploads, 422 ``plan_limit``, 409 for a key reused
-    with another request, 503 when the broker does not acknowledge the event.
+    Raises ``Problem``: 404 and 422 for uploads, 422 ``plan_limit``, 429 ``queue_full`` past
+    the plan's unfinished jobs, 409 for a key reused with another request, 503 when the
+    broker does not acknowledge the event.
 
     Sessions are opened only where a step reads the database and closed before anything
     waits on ``recorder``: requests holding pooled connections while they wait for the
@@ -126,6 +129,8 @@ async def submit(
     key = request.idempotency_key
     try:
         media = await _admit(sessions, settings=settings, caller=caller, request=request)
+        quoted = await _within_spend_cap(sessions, caller=caller, request=request, media=media)
+        await open_jobs.check(sessions, user_id=caller.user_id, plan=Plan(caller.plan))
     except Problem:
         # A retry is answered with its job even where the request would no longer pass.
         earlier = await _by_key(sessions, caller.user_id, key) if key is not None else None
@@ -134,13 +139,14 @@ async def submit(
         return await _replay(earlier, request, recorder, producer, topic, settings)
     with _tracer.start_as_current_span("job.submission.write") as span:
         # The job's events name this span: the processors' decision is its child.
-        row = _new_job(caller.user_id, request, media)
+        row = _new_job(caller.user_id, request, media, api_key_id=caller.api_key_id, quoted=quoted)
         span.set_attribute("genstream.job_id", row.id)
         if not await recorder.insert(row):
             assert key is not None  # only a key can be taken
             earlier = await _by_key(sessions, caller.user_id, key)
             assert earlier is not None  # rows with a key are never deleted
             return await _replay(earlier, request, recorder, producer, topic, settings)
+        open_jobs.submitted(caller.user_id)
         job = _job_of(row, request)
         try:
             await emit(
@@ -192,6 +198,21 @@ async def _admit(
                 violations=violations,
             )
     return media
+
+
+async def _within_spend_cap(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    caller: Caller,
+    request: JobRequest,
+    media: MediaInfo | None,
+) -> int | None:
+    """The job's quote, for a caller with an API key (whose cap counts it); 429 past it."""
+    if caller.api_key_id is None:
+        return None
+    cost = quote(request.job_type, request.job_input, media)
+    await check_spend_cap(sessions, api_key_id=caller.api_key_id, cost=cost)
+    return cost
 
 
 async def _by_key(

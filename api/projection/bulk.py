@@ -100,6 +100,7 @@ _SUBMITTED: Final = (
     "api_key_id",
     "credits_quoted",
     "deleted_at",
+    "outputs_expired_at",
     "updated_at",
 )
 """What the API wrote (``updated_at`` last: the load sets it)."""

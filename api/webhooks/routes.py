@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.principal import CurrentUser
 from api.deps import SessionDep, SettingsDep
-from api.jobs.reads import JobId
-from api.problems import Problem, not_found, problem_responses
+from api.jobs.reads import JobId, own_job
+from api.problems import Problem, problem_responses
 from api.settings import ApiSettings
 from api.webhooks.links import s3_signer
 from api.webhooks.redaction import redacted_url
@@ -26,7 +26,6 @@ from api.webhooks.secret_store import (
     rotate_statement,
     signing_secrets,
 )
-from genstream.db.models import Job
 from genstream.db.webhooks import WebhookAttempt, WebhookDelivery
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -140,9 +139,7 @@ async def rotate_webhook_secret(
 async def list_job_webhooks(
     job_id: JobId, user: CurrentUser, session: SessionDep
 ) -> JobWebhooksPublic:
-    job = await session.get(Job, job_id)
-    if job is None or job.user_id != user.id:
-        raise not_found("job")
+    await own_job(session, user.id, job_id)
     deliveries = (
         await session.scalars(
             select(WebhookDelivery)
@@ -200,9 +197,7 @@ def _delivery_public(d: WebhookDelivery, log: list[WebhookAttemptPublic]) -> Web
 async def redeliver_job_webhook(
     job_id: JobId, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> WebhookDeliveryPublic:
-    job = await session.get(Job, job_id)
-    if job is None or job.user_id != user.id:
-        raise not_found("job")
+    await own_job(session, user.id, job_id)
     sign = None
     if settings.s3.access_key.get_secret_value():
         sign = s3_signer(settings.s3, ttl_s=settings.webhooks.download_url_ttl_s)

@@ -231,6 +231,8 @@ class Job(Base):
     """The job's price by the catalog when submitted, which the key's spend cap counts."""
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When its owner deleted it: hidden from reads, its files removed."""
+    outputs_expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When its plan's retention removed its outputs from storage."""
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),

@@ -86,6 +86,8 @@ OWNED: Final[dict[Route, Owned]] = {
     ("GET", "/v1/jobs/{job_id}/webhooks"): Owned(lambda w: w.finished_job, 200),
     # Its owner is told it has sent nothing to send again.
     ("POST", "/v1/jobs/{job_id}/webhooks/redeliver"): Owned(lambda w: w.finished_job, 409),
+    # After the job's other routes: its owner's call deletes the job they read.
+    ("DELETE", "/v1/jobs/{job_id}"): Owned(lambda w: w.finished_job, 204),
     ("DELETE", "/v1/api-keys/{key_id}"): Owned(lambda w: w.api_key, 204),
 }
 """Every route with an id in its path."""
