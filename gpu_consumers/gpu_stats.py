@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 
 from gpu_consumers import metrics
@@ -25,7 +26,9 @@ class GpuStats:
             metrics.GPU_UTILISATION.set(torch.cuda.utilization() / 100)
 
     def run(self, stop: threading.Event) -> None:
-        if not self._device.startswith("cuda"):
+        if not self._device.startswith("cuda") or "torch" not in sys.modules:
+            # Pipelines in their own process hold the device and report its memory per job;
+            # torch here would only open a second CUDA context.
             return
         while not stop.wait(self._interval):
             try:

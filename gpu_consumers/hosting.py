@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from contracts import JobType
+from contracts import JobType, workload_of
 from gpu_consumers.isolation import ChildSpec, JobLimits, PipelineHost
 from gpu_consumers.model_cache import ModelCache
 from gpu_consumers.pipelines import Pipeline, PipelineBuilder
@@ -39,15 +39,17 @@ def pipeline_options(settings: WorkerSettings) -> dict[JobType, dict[str, Any]]:
 
 
 def worker_pipelines(settings: WorkerSettings) -> Pipelines:
-    from gpu_consumers.device import choose_device
-
-    device = choose_device(settings.worker_device)
+    """The worker's pipelines; in ``process`` isolation their process is started (and the
+    device chosen there) before this returns, so the worker itself never imports torch."""
     models: dict[JobType, str | None] = {
         job_type: settings.worker_models.get(job_type) for job_type in JobType
     }
     builder = PipelineBuilder(pipeline_options(settings))
     budget = settings.worker_model_budget_mb * _MB
     if settings.worker_isolation == "inline":
+        from gpu_consumers.device import choose_device
+
+        device = choose_device(settings.worker_device)
         cache = ModelCache(budget, device, lambda key: builder(key[0], key[1]))
         return Pipelines(
             provider=lambda job_type: cache.get((job_type, models[job_type])),
@@ -63,11 +65,17 @@ def worker_pipelines(settings: WorkerSettings) -> Pipelines:
         stop_grace_s=settings.worker_stop_grace_s,
     )
     spec = ChildSpec(
-        device=device,
+        device=settings.worker_device,
         budget_bytes=budget,
         models=models,
         factory=builder,
         address_space_bytes=limits.address_space_bytes,
+        preload=tuple(
+            job_type
+            for job_type in JobType
+            if models[job_type] and workload_of(job_type) is settings.worker_workload
+        ),
     )
     host = PipelineHost(spec, limits)
+    device = host.start()
     return Pipelines(provider=host.pipeline, device=device, close=host.close)

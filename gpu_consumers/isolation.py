@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from contracts import JobType
 from contracts.errors import JobErrorCode
+from gpu_consumers import metrics
 from gpu_consumers.pipelines.base import (
     JobStopped,
     LimitExceededError,
@@ -82,6 +83,9 @@ class ChildSpec:
     models: dict[JobType, str | None]
     factory: PipelineFactory
     address_space_bytes: int | None = None
+    preload: tuple[JobType, ...] = ()
+    """Job types whose models are loaded before the child reports ready, so that the first
+    job of each does not spend its time limit loading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +124,20 @@ class PipelineHost:
         self._context = multiprocessing.get_context("spawn")
         self._stop_flag: Synchronized[int] = self._context.Value("i", 0)
         self._child: _Child | None = None
+        self._device: str | None = None
         self._lock = threading.Lock()
 
     @property
     def device(self) -> str:
-        return self._spec.device
+        """The device the child chose (``ChildSpec.device`` may be ``auto``)."""
+        return self._device or self._spec.device
+
+    def start(self, timeout_s: float = 300.0) -> str:
+        """Starts the child now (it imports the model libraries and picks the device) and
+        returns the device; raises ``RuntimeError`` with the child's reason if it cannot."""
+        with self._lock:
+            self._started(timeout_s)
+        return self.device
 
     def pipeline(self, job_type: JobType) -> HostedPipeline:
         """The pipeline ``JobRunner`` calls for ``job_type``; it runs in the child."""
@@ -170,7 +183,7 @@ class PipelineHost:
                 )
 
     # -- the child's life ----------------------------------------------------------------------
-    def _started(self) -> _Child:
+    def _started(self, timeout_s: float = 300.0) -> _Child:
         if self._child is not None and self._child.process.is_alive():
             return self._child
         if self._child is not None:
@@ -184,9 +197,21 @@ class PipelineHost:
         )
         process.start()
         theirs.close()
-        self._child = _Child(process, ours)
-        _log.info("pipeline process %s started", process.pid)
-        return self._child
+        child = _Child(process, ours)
+        try:
+            if not ours.poll(timeout_s):
+                raise RuntimeError(f"the pipeline process did not start within {timeout_s} s")
+            message = ours.recv()
+        except (EOFError, OSError, RuntimeError) as error:
+            self._discard(child)
+            raise TransientError(f"the pipeline process did not start: {error}") from error
+        if message[0] != "ready":
+            self._discard(child)
+            raise RuntimeError(f"the pipeline process cannot run: {message[1]}")
+        self._device = message[1]
+        self._child = child
+        _log.info("pipeline process %s started on %s", process.pid, self._device)
+        return child
 
     def _kill(self, child: _Child, why: str) -> None:
         child.killed = why
@@ -266,6 +291,10 @@ class PipelineHost:
             _, index, shot = message
             contexts[index].preview(shot)
             return False
+        if kind == "device_memory":
+            # The worker's own gauge: the child holds the device, the worker the metrics.
+            metrics.GPU_MEMORY.set(message[1])
+            return False
         if kind == "done":
             watch.results = message[1]
             return True
@@ -333,7 +362,19 @@ def _child_main(conn: Connection, stop_flag: Synchronized[int], spec: ChildSpec)
         resource.setrlimit(resource.RLIMIT_AS, (spec.address_space_bytes,) * 2)
     from gpu_consumers.model_cache import ModelCache
 
-    cache = ModelCache(spec.budget_bytes, spec.device, lambda key: spec.factory(key[0], key[1]))
+    try:
+        device = _device(spec)
+    except Exception as error:  # the worker refuses to start, with this reason
+        conn.send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    cache = ModelCache(spec.budget_bytes, device, lambda key: spec.factory(key[0], key[1]))
+    for job_type in spec.preload:
+        try:
+            cache.get((job_type, spec.models.get(job_type)))
+        except Exception:
+            # Its jobs will meet the same error, and fail with it; the others can run.
+            _log.exception("the model for %s did not load", job_type.value)
+    conn.send(("ready", device))
 
     def check() -> None:
         if stop_flag.value:
@@ -352,14 +393,33 @@ def _child_main(conn: Connection, stop_flag: Synchronized[int], spec: ChildSpec)
             contexts = [_child_context(conn, index, job, check) for index, job in enumerate(jobs)]
             run_batch = getattr(pipeline, "run_batch", None)
             if batch and run_batch is not None:
-                conn.send(("done", run_batch(contexts)))
+                results = run_batch(contexts)
             else:
-                conn.send(("done", [pipeline.run(contexts[0])]))
+                results = [pipeline.run(contexts[0])]
+            conn.send(("device_memory", _device_memory(device)))
+            conn.send(("done", results))
         except BaseException as error:  # every failure goes back to the worker
             conn.send(("error", *_described(error, memory_capped=spec.address_space_bytes)))
             if isinstance(error, MemoryError | KeyboardInterrupt | SystemExit):
                 # Whatever was half allocated stays fragmented; a fresh child is cheaper.
                 return
+
+
+def _device(spec: ChildSpec) -> str:
+    if spec.device in ("auto", "cpu") and not any(spec.models.values()):
+        # No model to put on a device: torch need not even be imported.
+        return "cpu"
+    from gpu_consumers.device import choose_device
+
+    return choose_device(spec.device)
+
+
+def _device_memory(device: str) -> int:
+    if not device.startswith("cuda"):
+        return 0
+    import torch
+
+    return int(torch.cuda.memory_allocated())
 
 
 def _child_context(

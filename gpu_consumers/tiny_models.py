@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
     from transformers import CLIPTextModel, CLIPTokenizer
 
-__all__ = ["FAMILIES", "build_tiny_models", "main"]
+__all__ = ["FAMILIES", "build_tiny_models", "family_dirs", "main"]
 
 FAMILIES: Final = ("stable-diffusion", "stable-diffusion-xl", "animatediff", "vits", "swin2sr-x2")
 """The directories ``build_tiny_models`` writes, one per model family."""

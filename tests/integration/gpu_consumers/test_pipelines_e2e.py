@@ -4,7 +4,11 @@ through the real loading code, outputs in the S3 server, the end on the lifecycl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
+import tempfile
+import threading
 import uuid
 import wave
 from collections.abc import Iterator
@@ -33,6 +37,17 @@ from tests.integration.gpu_consumers.harness import (
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(300)
 
+CEILING_MB = 1024
+"""Each worker's per-job memory ceiling: room for the tiny models and a small job."""
+GUARDS = {
+    "GENSTREAM_WORKER_JOB_MEMORY_MB": str(CEILING_MB),
+    "GENSTREAM_WORKER_STOP_GRACE_S": "2",
+    # A pathological duration meets the wall clock; the first job's model load fits.
+    "GENSTREAM_WORKER_TIMEOUTS_S": '{"video.generate": 10}',
+    # Uploads up to Pillow's own decompression-bomb bound reach the decoder.
+    "GENSTREAM_WORKER_MAX_INPUT_PIXELS": "89000000",
+}
+
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, Path]:
@@ -49,7 +64,11 @@ def _workers(
 ) -> Iterator[Workers]:
     log_dir = factory.mktemp(f"workers-{workload.value}")
     with running_workers(
-        stack, uuid.uuid4().hex[:12], log_dir, workload, env={**models_env(models), **env}
+        stack,
+        uuid.uuid4().hex[:12],
+        log_dir,
+        workload,
+        env={**models_env(models), **GUARDS, **env},
     ) as workers:
         yield workers
 
@@ -108,9 +127,19 @@ async def _put_upload(
 ) -> MediaInfo:
     """Stores an upload as a client does, then checks and seals it as the API does."""
     media = _measured(data, content_type, tmp_path)
+    await _seal_as_measured(stack, user, upload, data, media)
+    return media
+
+
+async def _seal_as_measured(
+    stack: StackSettings, user: str, upload: str, data: bytes, media: MediaInfo
+) -> None:
+    """Stores an upload and seals it with ``media`` as its measurements."""
     bucket, key = stack.s3.uploads_bucket, upload_key(user, upload)
     async with s3_client(stack.s3) as client:
-        put = await client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        put = await client.put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType=media.content_type
+        )
         await seal(
             client,
             bucket=bucket,
@@ -119,7 +148,6 @@ async def _put_upload(
             checked_key=checked_upload_key(user, upload),
             media=media,
         )
-    return media
 
 
 async def _replace(
@@ -150,9 +178,12 @@ def _run(workers: Workers, job: str, job_input: dict[str, Any], user: str) -> An
     return events
 
 
-def _mp4(frames: int, side: int, *, with_audio: bool) -> bytes:
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
+def _mp4(frames: int, side: int, *, with_audio: bool, faststart: bool = False) -> bytes:
+    # Through a file when the index moves to the front: the muxer reads back what it wrote.
+    scratch = tempfile.NamedTemporaryFile(suffix=".mp4")  # noqa: SIM115 - closed below
+    out: Any = scratch.name if faststart else io.BytesIO()
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(out, "w", format="mp4", options=options) as container:
         video = container.add_stream("libx264", rate=8)
         video.width = video.height = side
         video.pix_fmt = "yuv420p"
@@ -173,7 +204,8 @@ def _mp4(frames: int, side: int, *, with_audio: bool) -> bytes:
                 container.mux(packet)
             for packet in audio.encode():
                 container.mux(packet)
-    return out.getvalue()
+    with scratch:
+        return Path(scratch.name).read_bytes() if faststart else out.getvalue()
 
 
 def test_image_generate(image_workers: Workers, stack: StackSettings, unique: str) -> None:
@@ -342,3 +374,137 @@ def test_compatible_image_jobs_run_as_one_batch(image_workers: Workers, unique: 
     assert len(starts) == len(ends) == 3
     # Run together: every job started before any finished.
     assert max(starts) < min(ends)
+
+
+# -- runaway jobs ------------------------------------------------------------------------------
+class _Resident:
+    """Samples the resident memory of a worker and of its pipeline process while a job runs."""
+
+    def __init__(self, workers: Workers) -> None:
+        self._pid = workers.processes[0].pid
+        self.worker_mb = 0.0
+        self.pipeline_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _Resident:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.worker_mb = max(self.worker_mb, _rss_mb(self._pid))
+            for child in _children(self._pid):
+                self.pipeline_mb = max(self.pipeline_mb, _rss_mb(child))
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    # A child belongs to the thread that started it: every thread's children are looked at.
+    children: list[int] = []
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+def _runaway(
+    workers: Workers, job: str, job_input: dict[str, Any], user: str
+) -> tuple[list[str], Any, _Resident]:
+    """Runs ``job`` to its end, sampling memory; its end event's types and the failure."""
+    with _Resident(workers) as resident:
+        workers.dispatch(job, job_input, user_id=user)
+        workers.wait_for(lambda _: workers.ended(job), timeout_s=120)
+    events = workers.of_job(job)
+    failed = of_type(events, "JobFailed")
+    print(
+        f"{job_input['kind']} runaway: worker {resident.worker_mb:.0f} MiB, pipeline process "
+        f"peak {resident.pipeline_mb:.0f} MiB (ceiling {CEILING_MB} MiB)"
+    )
+    # Sampled every 5 ms: what a job allocates between two of the worker's looks is the slack.
+    assert resident.pipeline_mb < CEILING_MB * 1.1
+    assert resident.worker_mb < CEILING_MB
+    assert "JobRetried" not in types(events)
+    return types(events), failed[0] if failed else None, resident
+
+
+def _bomb_png() -> tuple[bytes, int]:
+    """A PNG just under Pillow's own bomb bound: about 1 MB that decodes to 265 MB of RGB."""
+    side = 9400
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (0, 0, 0)).save(out, format="PNG", compress_level=9)
+    return out.getvalue(), side
+
+
+def test_a_decompression_bomb_stops_at_the_ceiling_and_the_next_edit_runs(
+    image_workers: Workers, stack: StackSettings, unique: str, tmp_path: Path
+) -> None:
+    user, upload = f"u-{unique}", f"bomb-{unique}"
+    data, side = _bomb_png()
+    media = MediaInfo(content_type="image/png", size=len(data), width=side, height=side)
+    asyncio.run(_seal_as_measured(stack, user, upload, data, media))
+    job_input = {"kind": "image.edit", "upload_id": upload, "prompt": "p", "steps": 2}
+    _, failed, _ = _runaway(image_workers, f"bomb-{unique}", job_input, user)
+    assert failed.error_code == "memory_limit", failed
+    assert "memory ceiling" in failed.error_message
+    test_image_edit(image_workers, stack, f"{unique}-after", tmp_path)
+
+
+def test_a_pathological_duration_stops_at_the_time_limit_and_the_next_video_runs(
+    video_workers: Workers, stack: StackSettings, unique: str
+) -> None:
+    job_input = {
+        "kind": "video.generate",
+        "prompt": "forever",
+        "duration_s": 300,
+        "fps": 60,
+        "width": 64,
+        "height": 64,
+    }
+    _, failed, _ = _runaway(video_workers, f"long-{unique}", job_input, f"u-{unique}")
+    assert failed.error_code == "timeout", failed
+    test_video_generate(video_workers, stack, f"{unique}-after")
+
+
+def test_a_truncated_video_ends_cleanly_and_the_next_enhance_runs(
+    video_workers: Workers, stack: StackSettings, unique: str, tmp_path: Path
+) -> None:
+    user, upload = f"u-{unique}", f"cut-{unique}"
+    whole = _mp4(16, 32, with_audio=True, faststart=True)
+    cut = whole[: len(whole) * 2 // 3]
+    # Cut after its check (the API refuses a file it cannot read through): the header
+    # still promises every frame.
+    measured = _measured(whole, "video/mp4", tmp_path)
+    media = measured.model_copy(update={"size": len(cut)})
+    asyncio.run(_seal_as_measured(stack, user, upload, cut, media))
+    job_input = {"kind": "video.enhance", "upload_id": upload, "scale": 2}
+    ended, failed, _ = _runaway(video_workers, f"cut-{unique}", job_input, user)
+    # What decodes of a cut file is upscaled; a file that does not decode fails once.
+    assert "JobCompleted" in ended or failed.error_code == "permanent_error", (ended, failed)
+    test_video_enhance(video_workers, stack, f"{unique}-after", tmp_path)
+
+
+def test_the_longest_text_is_spoken_within_the_ceiling_and_the_next_speech_runs(
+    audio_workers: Workers, stack: StackSettings, unique: str
+) -> None:
+    text = ("The quick brown fox jumps over the lazy dog. " * 120)[:5000]
+    job_input = {"kind": "audio.speech", "text": text}
+    ended, failed, _ = _runaway(audio_workers, f"huge-{unique}", job_input, f"u-{unique}")
+    # Spoken in sentence-sized chunks; a model that talks too long stops at its bound.
+    assert "JobCompleted" in ended or failed.error_code == "output_limit", (ended, failed)
+    test_audio_speech(audio_workers, stack, f"{unique}-after")

@@ -9,7 +9,7 @@ import pytest
 
 from contracts import JobType
 from gpu_consumers.pipelines import build_pipeline
-from gpu_consumers.tiny_models import build_tiny_models, main
+from gpu_consumers.tiny_models import FAMILIES, build_tiny_models, family_dirs, main
 from tests.unit.gpu_consumers.pipeline_harness import tiny_models
 
 __all__ = ["tiny_models"]
@@ -21,6 +21,17 @@ def test_every_model_backed_job_type_has_a_directory(tiny_models: dict[str, Path
     assert (tiny_models["image.generate"] / "unet" / "config.json").is_file()
     assert (tiny_models["audio.speech"] / "vocab.json").is_file()
     assert (tiny_models["video.enhance"] / "model.safetensors").is_file()
+
+
+def test_every_family_is_saved_the_way_its_library_loads_it(tiny_models: dict[str, Path]) -> None:
+    families = family_dirs(tiny_models["image.generate"].parent)
+    assert set(families) == set(FAMILIES)
+    for name in ("stable-diffusion", "stable-diffusion-xl", "animatediff"):
+        assert (families[name] / "model_index.json").is_file()
+    assert (families["animatediff"] / "motion_adapter" / "config.json").is_file()
+    assert (families["stable-diffusion"] / "safety_checker" / "config.json").is_file()
+    swin2sr = json.loads((families["swin2sr-x2"] / "config.json").read_text())
+    assert (swin2sr["model_type"], swin2sr["upscale"]) == ("swin2sr", 2)
 
 
 def test_a_second_build_reuses_the_first(tiny_models: dict[str, Path]) -> None:
