@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 _INVALID: Final = trace.INVALID_SPAN_CONTEXT
+_TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ENDPOINTS: Final = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
@@ -108,14 +110,10 @@ def provider_installed() -> bool:
 
 def parent_from(traceparent: str) -> Context | None:
     """The context whose span is the one a ``traceparent`` names (remote); None if invalid."""
-    if len(traceparent) != 55 or traceparent[2] != "-":
+    match = _TRACEPARENT.fullmatch(traceparent)
+    if match is None:
         return None
-    try:
-        trace_id = int(traceparent[3:35], 16)
-        span_id = int(traceparent[36:52], 16)
-        flags = int(traceparent[53:55], 16)
-    except ValueError:
-        return None
+    trace_id, span_id, flags = (int(part, 16) for part in match.groups())
     if not trace_id or not span_id:
         return None
     context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
