@@ -59,13 +59,16 @@ class Pipeline:
         self.processors = Processors(self.stack, self.unique, self._dir("processors"))
         self._cleanup.callback(self.processors.close)
         self.processors.start()
-        for workload in (Workload.IMAGE, Workload.SYNTHETIC):
+        # Model-free jobs need no child process of their own to be watched in.
+        inline = {"GENSTREAM_WORKER_ISOLATION": "inline"}
+        isolation: dict[Workload, dict[str, str]] = {Workload.IMAGE: {}, Workload.SYNTHETIC: inline}
+        for workload in isolation:
             workers = Workers(
                 self.stack,
                 self.unique,
                 self._dir(f"worker-{workload.value}"),
                 workload,
-                env={**models_env(dict(models)), "OMP_NUM_THREADS": "1"},
+                env={**models_env(dict(models)), "OMP_NUM_THREADS": "1", **isolation[workload]},
             )
             self._cleanup.callback(workers.close)
             workers.start()
