@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
     from transformers import CLIPTextModel, CLIPTokenizer
 
-__all__ = ["FAMILIES", "build_tiny_models", "family_dirs", "main"]
+__all__ = ["FAMILIES", "build_clip_tokenizer", "build_tiny_models", "family_dirs", "main"]
 
 FAMILIES: Final = ("stable-diffusion", "stable-diffusion-xl", "animatediff", "vits", "swin2sr-x2")
 """The directories ``build_tiny_models`` writes, one per model family."""
@@ -101,7 +101,7 @@ def _clip_vocabulary() -> tuple[dict[str, int], list[str]]:
     return vocabulary, merges
 
 
-def _build_clip_tokenizer(files_dir: Path) -> CLIPTokenizer:
+def build_clip_tokenizer(files_dir: Path) -> CLIPTokenizer:
     from transformers import CLIPTokenizer
 
     vocabulary, merges = _clip_vocabulary()
@@ -211,7 +211,7 @@ def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
     )
 
     with tempfile.TemporaryDirectory() as files:
-        tokenizer = _build_clip_tokenizer(Path(files))
+        tokenizer = build_clip_tokenizer(Path(files))
     torch.manual_seed(_SEED)
     unet = UNet2DConditionModel(
         sample_size=8,
@@ -248,7 +248,7 @@ def _build_sdxl(target: Path) -> None:
     )
 
     with tempfile.TemporaryDirectory() as files:
-        tokenizer = _build_clip_tokenizer(Path(files))
+        tokenizer = build_clip_tokenizer(Path(files))
     torch.manual_seed(_SEED)
     time_embed = 8
     unet = UNet2DConditionModel(
