@@ -73,6 +73,15 @@ def _fill(page: Page, label: str, value: str) -> None:
     page.get_by_label(label, exact=True).fill(value)
 
 
+def _submit(page: Page, fields: dict[str, str]) -> str:
+    """Fills the playground's form, submits it, and returns the id of the job page it opens."""
+    for label, value in fields.items():
+        _fill(page, label, value)
+    page.get_by_role("button", name="Submit").click()
+    expect(page).to_have_url(JOB_URL)
+    return page.url.rsplit("/", 1)[1]
+
+
 def test_a_user_signs_up_and_watches_an_image_job_come_alive(
     pipeline: Pipeline, desktop: BrowserContext, session: Session, screenshots: Path
 ) -> None:
@@ -88,14 +97,9 @@ def test_a_user_signs_up_and_watches_an_image_job_come_alive(
     pipeline.grant(pipeline.user_id(session.email), 1000)
 
     page.get_by_label("Job type").select_option("image.generate")
-    _fill(page, "Prompt", "a sunlit living room with a green sofa")
-    _fill(page, "Width", "256")
-    _fill(page, "Height", "256")
-    _fill(page, "Steps", "16")
-    _fill(page, "Seed", "42")
-    page.get_by_role("button", name="Submit").click()
-    expect(page).to_have_url(JOB_URL)
-    session.image_job = page.url.rsplit("/", 1)[1]
+    prompt = "a sunlit living room with a green sofa"
+    fields = {"Prompt": prompt, "Width": "256", "Height": "256", "Steps": "16", "Seed": "42"}
+    session.image_job = _submit(page, fields)
     picture = page.get_by_test_id("picture")
     expect(picture).to_be_visible()
     _shot(page, screenshots, "02-image-job-placeholder")
@@ -128,11 +132,7 @@ def test_a_long_job_is_cancelled_from_its_page(
     page = desktop.new_page()
     page.goto(f"{pipeline.url}/playground?type=synthetic")
     expect(page.get_by_label("Job type")).to_have_value("synthetic")
-    _fill(page, "Steps", "600")
-    _fill(page, "Step Ms", "100")
-    page.get_by_role("button", name="Submit").click()
-    expect(page).to_have_url(JOB_URL)
-    session.long_job = page.url.rsplit("/", 1)[1]
+    session.long_job = _submit(page, {"Steps": "600", "Step Ms": "100"})
     status = page.locator("[data-status]")
     expect(status).to_have_attribute("data-status", "running", timeout=30_000)
     step = page.get_by_text(re.compile(r"^Step \d+ of 600"))
@@ -179,10 +179,7 @@ def test_an_image_edit_sends_its_file_straight_to_storage(
     page.on("request", lambda request: puts.append(request) if request.method == "PUT" else None)
     page.goto(f"{pipeline.url}/playground?type=image.edit")
     page.get_by_label("Image file", exact=True).set_input_files(picture)
-    _fill(page, "Prompt", "a green sofa by the window")
-    _fill(page, "Steps", "2")
-    page.get_by_role("button", name="Submit").click()
-    expect(page).to_have_url(JOB_URL)
+    edit_job = _submit(page, {"Prompt": "a green sofa by the window", "Steps": "2"})
     # The PUT went to the store, not through the API, with the headers the upload was signed with.
     assert len(puts) == 1, puts
     assert urlsplit(puts[0].url).netloc != urlsplit(pipeline.url).netloc
@@ -192,7 +189,7 @@ def test_an_image_edit_sends_its_file_straight_to_storage(
     expect(page.locator("[data-status]")).to_have_attribute(
         "data-status", "completed", timeout=60_000
     )
-    session.edit_job = page.url.rsplit("/", 1)[1]
+    session.edit_job = edit_job
 
 
 def test_the_account_page_shows_credits_and_makes_an_api_key_shown_once(

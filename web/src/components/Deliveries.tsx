@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "../api";
 import type { Delivery } from "../types";
+import { Table } from "./Table";
 
 /** The job's webhook deliveries: where each went, how it fared, and what is planned next. */
 export function Deliveries({ jobId }: { jobId: string }) {
@@ -17,30 +18,10 @@ export function Deliveries({ jobId }: { jobId: string }) {
       {error && <p class="error">{error}</p>}
       {deliveries && deliveries.length === 0 && <p>This job has no webhook.</p>}
       {deliveries && deliveries.length > 0 && (
-        <div class="table">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">URL</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Last answer</th>
-              </tr>
-            </thead>
-            <tbody>
-              {deliveries.map((d) => (
-                <tr>
-                  <td>{d.type}</td>
-                  <td>{d.url}</td>
-                  <td>{d.status}</td>
-                  <td>{d.attempts}</td>
-                  <td>{d.last_status_code ?? d.last_error ?? "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          columns={["Event", "URL", "Status", "Attempts", "Last answer"]}
+          rows={deliveries.map((d) => [d.type, d.url, d.status, d.attempts, d.last_status_code ?? d.last_error ?? "—"])}
+        />
       )}
       <button type="button" class="secondary" onClick={() => void load()}>
         Refresh deliveries

@@ -1,12 +1,14 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "../api";
+import { Pager, useCursors } from "../components/Pager";
+import { Table } from "../components/Table";
 import type { ApiKey, Catalog, Credits, Me } from "../types";
 
 function Balance() {
   const [credits, setCredits] = useState<Credits | null>(null);
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursors = useCursors();
+  const cursor = cursors.cursor;
   const [error, setError] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1];
   useEffect(() => {
     const query = new URLSearchParams({ limit: "20" });
     if (cursor) query.set("cursor", cursor);
@@ -22,46 +24,18 @@ function Balance() {
             <strong data-testid="balance">{credits.balance}</strong> credits available,{" "}
             {credits.reserved} held by running jobs.
           </p>
-          <div class="table">
-            <table>
-              <caption>Ledger, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Amount</th>
-                  <th scope="col">Held</th>
-                  <th scope="col">Job</th>
-                </tr>
-              </thead>
-              <tbody>
-                {credits.ledger.map((entry) => (
-                  <tr>
-                    <td>
-                      <time dateTime={entry.occurred_at}>{new Date(entry.occurred_at).toLocaleString()}</time>
-                    </td>
-                    <td>{entry.kind}</td>
-                    <td>{entry.amount}</td>
-                    <td>{entry.reserved_change}</td>
-                    <td>{entry.job_id ? <a href={`/jobs/${entry.job_id}`}>{entry.job_id}</a> : entry.detail ?? "—"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav class="pager" aria-label="Pages of the ledger">
-            <button type="button" class="secondary" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-              Newer
-            </button>
-            <button
-              type="button"
-              class="secondary"
-              disabled={!credits.next_cursor}
-              onClick={() => credits.next_cursor && setCursors([...cursors, credits.next_cursor])}
-            >
-              Older
-            </button>
-          </nav>
+          <Table
+            caption="Ledger, newest first"
+            columns={["When", "Kind", "Amount", "Held", "Job"]}
+            rows={credits.ledger.map((entry) => [
+              <time dateTime={entry.occurred_at}>{new Date(entry.occurred_at).toLocaleString()}</time>,
+              entry.kind,
+              entry.amount,
+              entry.reserved_change,
+              entry.job_id ? <a href={`/jobs/${entry.job_id}`}>{entry.job_id}</a> : (entry.detail ?? "—"),
+            ])}
+          />
+          <Pager label="Pages of the ledger" cursors={cursors} next={credits.next_cursor} />
         </>
       )}
     </section>
@@ -101,29 +75,14 @@ function Plan() {
         </dl>
       )}
       {catalog && (
-        <div class="table">
-          <table>
-            <caption>Prices</caption>
-            <thead>
-              <tr>
-                <th scope="col">Job type</th>
-                <th scope="col">Credits</th>
-              </tr>
-            </thead>
-            <tbody>
-              {Object.entries(catalog.prices).map(([type, price]) => (
-                <tr>
-                  <td>{type}</td>
-                  <td>
-                    {price.credits} per {price.unit > 1 ? `${price.unit} ` : ""}
-                    {price.per}
-                    {price.unit > 1 ? "s" : ""}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          caption="Prices"
+          columns={["Job type", "Credits"]}
+          rows={Object.entries(catalog.prices).map(([type, price]) => [
+            type,
+            `${price.credits} per ${price.unit > 1 ? `${price.unit} ${price.per}s` : price.per}`,
+          ])}
+        />
       )}
     </section>
   );
@@ -191,38 +150,18 @@ function ApiKeys() {
         </p>
       )}
       {keys.length > 0 && (
-        <div class="table">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Starts with</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.map((key) => (
-                <tr>
-                  <td>{key.name}</td>
-                  <td>
-                    <code>{key.prefix}…</code>
-                  </td>
-                  <td>{new Date(key.created_at).toLocaleString()}</td>
-                  <td>{key.last_used_at ? new Date(key.last_used_at).toLocaleString() : "never"}</td>
-                  <td>
-                    <button type="button" class="danger" onClick={() => void revoke(key)} aria-label={`Revoke ${key.name}`}>
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          columns={["Name", "Starts with", "Created", "Last used", <span class="visually-hidden">Actions</span>]}
+          rows={keys.map((key) => [
+            key.name,
+            <code>{key.prefix}…</code>,
+            new Date(key.created_at).toLocaleString(),
+            key.last_used_at ? new Date(key.last_used_at).toLocaleString() : "never",
+            <button type="button" class="danger" onClick={() => void revoke(key)} aria-label={`Revoke ${key.name}`}>
+              Revoke
+            </button>,
+          ])}
+        />
       )}
     </section>
   );

@@ -1,5 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { call } from "../api";
+import { Pager, useCursors } from "../components/Pager";
+import { Table } from "../components/Table";
 import { JOB_TYPES } from "../schema";
 import type { JobPage } from "../types";
 
@@ -10,10 +12,10 @@ const PAGE = 20;
 export function History() {
   const [status, setStatus] = useState("");
   const [type, setType] = useState("");
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursors = useCursors();
+  const cursor = cursors.cursor;
   const [page, setPage] = useState<JobPage | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1];
 
   useEffect(() => {
     const query = new URLSearchParams({ limit: String(PAGE) });
@@ -30,7 +32,7 @@ export function History() {
 
   const filter = (apply: () => void) => {
     apply();
-    setCursors([null]);
+    cursors.reset();
   };
 
   return (
@@ -63,50 +65,18 @@ export function History() {
       )}
       {page && page.jobs.length === 0 && <p>No jobs match.</p>}
       {page && page.jobs.length > 0 && (
-        <div class="table">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Type</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Credits</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.jobs.map((job) => (
-                <tr>
-                  <td>
-                    <a href={`/jobs/${job.id}`}>{job.id}</a>
-                  </td>
-                  <td>{job.type}</td>
-                  <td>
-                    <span class={`badge ${job.status}`}>{job.status}</span>
-                  </td>
-                  <td>
-                    <time dateTime={job.created_at}>{new Date(job.created_at).toLocaleString()}</time>
-                  </td>
-                  <td>{job.credits_charged ?? "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          columns={["Job", "Type", "Status", "Created", "Credits"]}
+          rows={page.jobs.map((job) => [
+            <a href={`/jobs/${job.id}`}>{job.id}</a>,
+            job.type,
+            <span class={`badge ${job.status}`}>{job.status}</span>,
+            <time dateTime={job.created_at}>{new Date(job.created_at).toLocaleString()}</time>,
+            job.credits_charged ?? "—",
+          ])}
+        />
       )}
-      <nav class="pager" aria-label="Pages of jobs">
-        <button type="button" class="secondary" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Newer
-        </button>
-        <button
-          type="button"
-          class="secondary"
-          disabled={!page?.next_cursor}
-          onClick={() => page?.next_cursor && setCursors([...cursors, page.next_cursor])}
-        >
-          Older
-        </button>
-      </nav>
+      <Pager label="Pages of jobs" cursors={cursors} next={page?.next_cursor} />
     </section>
   );
 }

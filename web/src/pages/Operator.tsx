@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, call } from "../api";
 import { Chart, type Series } from "../components/Chart";
+import { Table } from "../components/Table";
 import type { StatusSnapshot } from "../types";
 
 const EVERY_MS = 5000;
@@ -121,53 +122,15 @@ export function Operator() {
             <Chart title="Dead letters" times={times} series={dead} />
           </div>
           <h2>Tiers</h2>
-          <div class="table">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Workload</th>
-                  <th scope="col">Tier</th>
-                  <th scope="col">Queued</th>
-                  <th scope="col">Oldest wait</th>
-                  <th scope="col">Queue deadline</th>
-                </tr>
-              </thead>
-              <tbody>
-                {status.tiers.map((tier) => (
-                  <tr>
-                    <td>{tier.workload}</td>
-                    <td>{tier.tier}</td>
-                    <td>{tier.depth}</td>
-                    <td>{wait(tier.oldest_wait_s)}</td>
-                    <td>{wait(tier.queue_ttl_s)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            columns={["Workload", "Tier", "Queued", "Oldest wait", "Queue deadline"]}
+            rows={status.tiers.map((t) => [t.workload, t.tier, t.depth, wait(t.oldest_wait_s), wait(t.queue_ttl_s)])}
+          />
           <h2>Consumer groups</h2>
-          <div class="table">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Group</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Members</th>
-                  <th scope="col">Lag</th>
-                </tr>
-              </thead>
-              <tbody>
-                {status.groups.map((group) => (
-                  <tr>
-                    <td>{group.group}</td>
-                    <td>{group.state}</td>
-                    <td>{group.members}</td>
-                    <td>{group.lag}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            columns={["Group", "State", "Members", "Lag"]}
+            rows={status.groups.map((g) => [g.group, g.state, g.members, g.lag])}
+          />
           <h2>Services</h2>
           <ul class="services">
             {status.services.map((service) => (
@@ -181,26 +144,10 @@ export function Operator() {
           {status.dead_letters_last_hour.length === 0 ? (
             <p>None.</p>
           ) : (
-            <div class="table">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Reason</th>
-                    <th scope="col">Topic</th>
-                    <th scope="col">Records</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {status.dead_letters_last_hour.map((d) => (
-                    <tr>
-                      <td>{d.reason}</td>
-                      <td>{d.topic}</td>
-                      <td>{d.count}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              columns={["Reason", "Topic", "Records"]}
+              rows={status.dead_letters_last_hour.map((d) => [d.reason, d.topic, d.count])}
+            />
           )}
           <p class="hint">
             Parked records go back to their topics with <code>genstream redrive [--topic TOPIC]</code>.
@@ -209,28 +156,15 @@ export function Operator() {
           {status.recent_failures.length === 0 ? (
             <p>None.</p>
           ) : (
-            <div class="table">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Job</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Error</th>
-                    <th scope="col">Ended</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {status.recent_failures.map((f) => (
-                    <tr>
-                      <td>{f.job_id}</td>
-                      <td>{f.type}</td>
-                      <td>{f.error_code ?? f.error ?? "—"}</td>
-                      <td>{f.finished_at ? new Date(f.finished_at).toLocaleString() : "—"}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              columns={["Job", "Type", "Error", "Ended"]}
+              rows={status.recent_failures.map((f) => [
+                f.job_id,
+                f.type,
+                f.error_code ?? f.error ?? "—",
+                f.finished_at ? new Date(f.finished_at).toLocaleString() : "—",
+              ])}
+            />
           )}
         </>
       )}
