@@ -33,6 +33,7 @@ from typing import Final
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    INVALID_SPAN,
     NonRecordingSpan,
     Span,
     SpanContext,
@@ -120,6 +121,13 @@ def parent_from(traceparent: str) -> Context | None:
     return trace.set_span_in_context(NonRecordingSpan(context))
 
 
+def _off(tracer_: Tracer) -> bool:
+    """Whether ``tracer_`` records nothing: the API's no-op one, or a proxy with no provider."""
+    if isinstance(tracer_, trace.NoOpTracer):
+        return True
+    return isinstance(tracer_, trace.ProxyTracer) and not provider_installed()
+
+
 @contextmanager
 def span_from(
     tracer_: Tracer,
@@ -134,6 +142,10 @@ def span_from(
 
     ``start`` backdates it (a queue wait starts when the job was queued).
     """
+    if _off(tracer_):
+        # Tracing off: not even the API's no-op span (parsing the parent alone costs more).
+        yield INVALID_SPAN
+        return
     start_ns = int(start.timestamp() * 1e9) if start is not None else None
     with tracer_.start_as_current_span(
         name,
