@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from contracts import TopicSpec
-from contracts.codec import HEADER_TYPE
+from contracts.codec import header_type
 from genstream.kafka import KafkaSettings
 from genstream.kafka.records import record_headers
 
@@ -102,10 +102,9 @@ class LifecycleClock(EventClock):
         key = message.key()
         if key is None:
             return
-        for name, value in record_headers(message):
-            if name == HEADER_TYPE:
-                self.note(short_type(value.decode()), _text(key), at)
-                return
+        kind = header_type(record_headers(message))
+        if kind is not None:
+            self.note(short_type(kind), _text(key), at)
 
 
 def _text(value: str | bytes) -> str:

@@ -1,10 +1,16 @@
-"""Bytes on Kafka ↔ envelopes, in CloudEvents structured JSON mode.
+"""Bytes on Kafka ↔ envelopes, in CloudEvents structured JSON mode, and that mode alone.
 
-The body is the whole envelope; the headers repeat its type, id, schema version and
-trace so that routers and tracers need not parse the body. A reader refuses anything
-it cannot decode exactly (unknown type, bad JSON, wrong shape, headers that disagree
-with the body) with a ``ContractError``, so that the record goes to a dead-letter
-topic instead of being half-understood.
+The body is the whole envelope. The headers are ``content-type:
+application/cloudevents+json`` and three that repeat attributes of the body under their
+own names, ``type``, ``id`` and ``traceparent``, so that routers and tracers need not parse
+the body. None is a ``ce_`` header, which would make a CloudEvents SDK read the record in
+binary mode; and a reader that turns headers into attributes, as the SDK's structured Kafka
+binding does, gets the attributes the body has. Records written before carry ``ce_type``,
+``ce_id`` and ``schema-version`` headers, which are still read and checked.
+
+A reader refuses anything it cannot decode exactly (unknown type, bad JSON, wrong shape,
+headers that disagree with the body) with a ``ContractError``, so that the record goes to a
+dead-letter topic instead of being half-understood.
 """
 
 from __future__ import annotations
@@ -39,16 +45,22 @@ __all__ = [
     "Headers",
     "decode",
     "encode",
+    "header_id",
     "header_type",
     "kafka_headers",
 ]
 
 CONTENT_TYPE: Final = "application/cloudevents+json"
 HEADER_CONTENT_TYPE: Final = "content-type"
-HEADER_TYPE: Final = "ce_type"
-HEADER_ID: Final = "ce_id"
-HEADER_SCHEMA_VERSION: Final = "schema-version"
+HEADER_TYPE: Final = "type"
+HEADER_ID: Final = "id"
 HEADER_TRACEPARENT: Final = "traceparent"
+LEGACY_HEADER_TYPE: Final = "ce_type"
+LEGACY_HEADER_ID: Final = "ce_id"
+HEADER_SCHEMA_VERSION: Final = "schema-version"
+"""Written with ``ce_type`` and ``ce_id`` before; checked where present, no longer written."""
+_TYPE_HEADERS: Final = frozenset({HEADER_TYPE, LEGACY_HEADER_TYPE})
+_ID_HEADERS: Final = frozenset({HEADER_ID, LEGACY_HEADER_ID})
 
 Headers = Iterable[tuple[str, str | bytes | None]]
 """Kafka record headers as confluent-kafka returns them (``Message.headers()``)."""
@@ -67,7 +79,7 @@ def encode(envelope: Envelope[Any], *, registry: Registry = REGISTRY) -> bytes:
             f"{type(envelope.data).__name__} is not the registered model of {envelope.type!r}",
         )
     try:
-        return envelope.model_dump_json(warnings="error").encode("utf-8")
+        return envelope.model_dump_json(warnings="error", by_alias=True).encode("utf-8")
     except (PydanticSerializationError, ValueError, TypeError) as error:
         raise EncodeError(f"cannot serialize {envelope.type!r} event {envelope.id}") from error
 
@@ -78,7 +90,6 @@ def kafka_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
         (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
         (HEADER_TYPE, envelope.type.encode()),
         (HEADER_ID, envelope.id.encode()),
-        (HEADER_SCHEMA_VERSION, str(envelope.version).encode()),
         (HEADER_TRACEPARENT, envelope.trace.encode()),
     ]
 
@@ -148,15 +159,25 @@ def _decode_canonical(
         envelope = _envelope_of(model).model_validate_json(value, strict=True)
     except (ContractError, ValidationError, ValueError):
         return None
-    if envelope.model_dump_json().encode() != value:
+    if envelope.model_dump_json(by_alias=True).encode() != value:
         return None
     _check_headers(headers, wire_type=envelope.type, version=model.VERSION, body=envelope)
     return envelope
 
 
 def header_type(headers: Headers) -> str | None:
-    """The event type a record's ``ce_type`` header names (any case), or ``None``."""
-    raw = next((value for name, value in headers if name.lower() == HEADER_TYPE), None)
+    """The event type a record's ``type`` (or earlier ``ce_type``) header names, any case,
+    or ``None``."""
+    return _header(headers, _TYPE_HEADERS)
+
+
+def header_id(headers: Headers) -> str | None:
+    """The event id a record's ``id`` (or earlier ``ce_id``) header names, or ``None``."""
+    return _header(headers, _ID_HEADERS)
+
+
+def _header(headers: Headers, names: frozenset[str]) -> str | None:
+    raw = next((value for name, value in headers if name.lower() in names), None)
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
@@ -214,13 +235,18 @@ def _check_headers(
     body: dict[str, Any] | Envelope[Event],
 ) -> None:
     """Refuses headers that disagree with the body's ``id``, ``trace`` and type."""
-    event_id, trace = (
-        (body.id, body.trace) if isinstance(body, Envelope) else (body.get("id"), body.get("trace"))
-    )
-    expected = {
+    event_id: Any
+    trace: Any
+    if isinstance(body, Envelope):
+        event_id, trace = body.id, body.trace
+    else:
+        event_id, trace = body.get("id"), body.get("traceparent", body.get("trace"))
+    expected: dict[str, Any] = {
         HEADER_CONTENT_TYPE: CONTENT_TYPE,
         HEADER_TYPE: wire_type,
+        LEGACY_HEADER_TYPE: wire_type,
         HEADER_ID: event_id,
+        LEGACY_HEADER_ID: event_id,
         HEADER_SCHEMA_VERSION: None if version is None else str(version),
         HEADER_TRACEPARENT: trace,
     }

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.event import Event, JobEvent
 from contracts.fields import Id, Traceparent, UtcDatetime
@@ -30,9 +30,20 @@ class Envelope(BaseModel, Generic[DataT]):
 
     ``Envelope[JobCompleted]`` validates its data as a ``JobCompleted``; decoding picks
     the parameter from ``type``, so the data always comes back as its concrete model.
+
+    On the wire the extension attributes have CloudEvents names, lowercase alphanumerics:
+    ``userid`` for ``user_id`` and ``traceparent`` (the distributed-tracing extension) for
+    ``trace``. Records stored before carry ``user_id`` and ``trace``, which are still read.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
     specversion: Literal["1.0"] = "1.0"
     id: Annotated[str, Field(min_length=1, max_length=128)] = Field(default_factory=_new_id)
@@ -44,10 +55,16 @@ class Envelope(BaseModel, Generic[DataT]):
     time: UtcDatetime = Field(default_factory=_now)
     subject: Annotated[str, Field(min_length=1, max_length=128)]
     """The job id for job events, the user id for credit and plan events."""
-    user_id: Id
-    """The user the event belongs to; the only place events name their user."""
-    trace: Traceparent = Field(default_factory=new_traceparent)
-    """W3C ``traceparent`` of the span that produced the event."""
+    user_id: Id = Field(
+        validation_alias=AliasChoices("userid", "user_id"), serialization_alias="userid"
+    )
+    """The user the event belongs to; the only place events name their user (``userid``)."""
+    trace: Traceparent = Field(
+        default_factory=new_traceparent,
+        validation_alias=AliasChoices("traceparent", "trace"),
+        serialization_alias="traceparent",
+    )
+    """W3C ``traceparent`` of the span that produced the event (``traceparent``)."""
     datacontenttype: Literal["application/json"] = "application/json"
     data: DataT
 

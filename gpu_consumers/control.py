@@ -27,7 +27,7 @@ from contracts import (
     TopicSpec,
     decode,
 )
-from contracts.codec import HEADER_TYPE
+from contracts.codec import header_type
 from genstream.kafka import KafkaSettings
 from genstream.kafka.records import record_headers
 from gpu_consumers.metrics import CONTROL_RECORDS
@@ -142,7 +142,7 @@ class JobControl:
                 _log.warning("job control read error: %s", error)
             return False
         headers = record_headers(message)
-        kind = dict(headers).get(HEADER_TYPE, b"").decode(errors="replace")
+        kind = header_type(headers) or ""
         if kind not in _WANTED:
             return True
         try:

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, INTEGER
 from sqlalchemy.exc import SQLAlchemyError
 
-from contracts.codec import HEADER_ID
+from contracts.codec import header_id
 from genstream.kafka import KafkaKitError, KafkaSettings
 from genstream.kafka.config import LibrdkafkaConfig
 from genstream.kafka.partitioner import partition_for
@@ -437,7 +437,7 @@ class OutboxRelay:
 
 def _row(record: Any, partition: int, in_doubt_from: int) -> _Row:
     pairs = [(str(name), str(value)) for name, value in record["headers"]]
-    event_id = next((value for name, value in pairs if name == HEADER_ID), str(record["event_id"]))
+    event_id = header_id(pairs) or str(record["event_id"])
     headers: list[tuple[str, str | bytes | None]] = [(n, v.encode()) for n, v in pairs]
     return _Row(
         id=record["id"],
@@ -463,11 +463,7 @@ def _place(message: Message) -> tuple[str, int]:
 
 def _event_id(message: Message) -> str | None:
     headers = message.headers() or []
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    for name, value in pairs:
-        if name == HEADER_ID and value is not None:
-            return value.decode() if isinstance(value, bytes) else value
-    return None
+    return header_id(headers.items() if isinstance(headers, dict) else headers)
 
 
 def _reached_end(message: Message, end: int) -> bool:

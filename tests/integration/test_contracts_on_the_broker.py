@@ -3,9 +3,13 @@ carries it, and every topic created with its declared partitions, retention and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cloudevents.kafka import KafkaMessage, from_structured
+from cloudevents.pydantic import CloudEvent as StrictCloudEvent
+from confluent_kafka import Consumer
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 import contracts
@@ -55,8 +59,43 @@ async def test_every_event_type_round_trips_through_a_topic_that_carries_it(
             event = by_id[envelope.id]
             assert event.envelope == envelope
             assert type(event.envelope.data) is REGISTRY.models[envelope.type]
-            assert event.headers["ce_type"] == envelope.type.encode()
+            assert event.headers["type"] == envelope.type.encode()
             assert event.headers["traceparent"] == envelope.trace.encode()
+            assert not any(header.startswith("ce_") for header in event.headers)
+
+    # The records as the official CloudEvents SDK reads them, in structured mode.
+    for name, envelopes in by_topic.items():
+        records = _raw(stack, specs[name], group=f"sdk-{unique}-{name}", count=len(envelopes))
+        read = {parsed["id"]: parsed for parsed in map(_sdk_event, records)}
+        for envelope in envelopes:
+            parsed = read[envelope.id]
+            assert (parsed["type"], parsed["source"]) == (envelope.type, envelope.source)
+            assert (parsed["userid"], parsed["traceparent"]) == (envelope.user_id, envelope.trace)
+
+
+def _raw(stack: StackSettings, spec: TopicSpec, *, group: str, count: int) -> list[KafkaMessage]:
+    consumer = Consumer(
+        stack.kafka.librdkafka("sdk", **{"group.id": group, "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([spec.name])
+    records: list[KafkaMessage] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            headers = {name: value or b"" for name, value in message.headers() or []}
+            records.append(KafkaMessage(headers=headers, key=message.key(), value=message.value()))
+    finally:
+        consumer.close()
+    assert len(records) == count, f"{spec.name}: {len(records)} of {count} records read"
+    return records
+
+
+def _sdk_event(record: KafkaMessage) -> StrictCloudEvent:
+    event: StrictCloudEvent = from_structured(record, event_type=StrictCloudEvent)
+    return event
 
 
 def test_every_topic_is_created_as_declared(stack: StackSettings) -> None:

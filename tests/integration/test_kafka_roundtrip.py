@@ -54,8 +54,8 @@ async def test_event_round_trips_through_the_broker(
     assert isinstance(first.envelope.data, JobRequested)
     assert first.envelope.data.input == SyntheticInput(kind="synthetic", steps=3, step_ms=0)
     assert first.headers["traceparent"] == sent[0].trace.encode()
-    assert first.headers["ce_type"] == b"genstream.job.requested.v1"
-    assert first.headers["schema-version"] == b"1"
+    assert first.headers["type"] == b"genstream.job.requested.v1"
+    assert first.headers["id"] == sent[0].id.encode()
     assert first.headers["content-type"] == b"application/cloudevents+json"
 
 

@@ -106,7 +106,7 @@ def _on_topic(stack: StackSettings, spec: TopicSpec, unique: str) -> Counter[str
     for event in events:
         assert event.key is not None
         assert event.partition == partition_for(event.key, spec.partitions)
-    return Counter(event.headers["ce_id"].decode() for event in events)
+    return Counter(event.headers["id"].decode() for event in events)
 
 
 def _mark_in_doubt(

@@ -60,11 +60,12 @@ def test_kafka_headers() -> None:
     envelope = _started()
     assert kafka_headers(envelope) == [
         ("content-type", b"application/cloudevents+json"),
-        ("ce_type", b"genstream.job.started.v1"),
-        ("ce_id", envelope.id.encode()),
-        ("schema-version", b"1"),
+        ("type", b"genstream.job.started.v1"),
+        ("id", envelope.id.encode()),
         ("traceparent", envelope.trace.encode()),
     ]
+    # Structured mode alone: no ce_ header, which would make a reader take binary mode.
+    assert not any(name.startswith("ce_") for name, _ in kafka_headers(envelope))
 
 
 def test_encode_refuses_a_model_the_registry_does_not_hold() -> None:
@@ -130,9 +131,11 @@ def test_a_newer_version_than_the_reader_knows_is_refused(samples: dict[str, byt
         pytest.param({"type": "genstream.job.started.v1"}, {}, id="type-body-disagree"),
         pytest.param({"specversion": "0.3"}, {}, id="specversion"),
         pytest.param({"time": "2025-01-15T12:00:00"}, {}, id="naive-time"),
-        pytest.param({"trace": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"}, {}, id="zero-trace"),
+        pytest.param(
+            {"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"}, {}, id="zero-trace"
+        ),
         pytest.param({"subject": "another-job"}, {}, id="subject-not-job"),
-        pytest.param({"user_id": ""}, {}, id="empty-user"),
+        pytest.param({"userid": ""}, {}, id="empty-user"),
         pytest.param({"extension": "x"}, {}, id="extra-envelope-field"),
         pytest.param({}, {"reason": ""}, id="empty-reason"),
         pytest.param({}, {"surprise": True}, id="extra-data-field"),
@@ -169,6 +172,9 @@ def test_times_are_normalised_to_utc(samples: dict[str, bytes]) -> None:
     ("name", "value"),
     [
         ("content-type", b"application/json"),
+        ("type", b"genstream.job.started.v1"),
+        ("id", b"another-id"),
+        ("ID", None),
         ("ce_type", b"genstream.job.started.v1"),
         ("ce_id", b"another-id"),
         ("schema-version", b"2"),
@@ -266,10 +272,12 @@ def test_every_stored_sample_reads_the_same_with_its_headers(samples: dict[str, 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("type", b"genstream.job.started.v1"),
+        ("id", b"another-id"),
         ("ce_type", b"genstream.job.started.v1"),
         ("ce_id", b"another-id"),
         ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"),
-        ("ce_type", b"\xff"),
+        ("type", b"\xff"),
     ],
 )
 def test_canonical_records_with_disagreeing_headers_are_refused(name: str, value: bytes) -> None:

@@ -29,6 +29,7 @@ def test_the_type_header_is_found_whatever_its_case_and_missing_is_none() -> Non
     wire = JobAccepted.wire_type()
     assert header_type([("ce_id", b"1"), (HEADER_TYPE, wire.encode())]) == wire
     assert header_type([(HEADER_TYPE.upper(), wire.encode())]) == wire
+    assert header_type([("ce_type", wire.encode())]) == wire  # records written before
     assert header_type([("content-type", b"application/json")]) is None
     # A record with no type, or one not known, is not passed over: it is decoded and parked.
     assert header_type([]) not in _NOT_OUTCOMES
