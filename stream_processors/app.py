@@ -37,6 +37,7 @@ from contracts import (
     Catalog,
     ContractError,
     CreditsReleased,
+    CreditsReserved,
     CreditsSettled,
     Envelope,
     Event,
@@ -83,6 +84,13 @@ lifecycle (acceptances, queueing, previews) says nothing to an account. A record
 known type is still decoded, so that one that is not an event is parked."""
 
 _DECIDED = (JobRequested, JobCancelRequested, *_OUTCOME_TYPES)
+
+_OWN_LEDGER: frozenset[str] = frozenset(
+    model.wire_type() for model in (CreditsReserved, CreditsSettled, CreditsReleased)
+)
+"""Ledger records only the processors write, the effects of decisions already in the accounts
+table: the account agent passes over them by their type header, undecoded. (Grants and
+purchases, written by others, are read.)"""
 
 _log = logging.getLogger(__name__)
 
@@ -260,7 +268,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
 
     async def account_agent(stream: faust.StreamT[Any]) -> None:
         acks = Acknowledger(stream, on_batch_end=accounts.flush)
-        async for event, envelope in decoded(acks):
+        async for event, envelope in decoded(acks, unread=_OWN_LEDGER):
             before = accounts.get(envelope.user_id)
             may_wait = isinstance(envelope.data, JobRequested) and credit_wait.may_wait(
                 _headers(event), time.time()
