@@ -214,7 +214,8 @@ class Pipeline:
             except httpx.TransportError:
                 return False
 
-        poll_until(answers, timeout_s=60, interval_s=0.1, what="the API to answer /healthz")
+        # Importing the app takes a few CPU seconds, far longer on a loaded machine.
+        poll_until(answers, timeout_s=120, interval_s=0.1, what="the API to answer /healthz")
 
     def restart_api(self) -> None:
         """Kills the API (every open connection drops) and starts it again on the same port."""
