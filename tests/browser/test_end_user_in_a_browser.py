@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.browser.pipeline import ROOT, Pipeline
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
 PASSWORD = "correct horse battery staple"
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
