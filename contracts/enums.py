@@ -75,6 +75,9 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    """Shown, never stored: the owner's cancellation is acknowledged and the job has not
+    ended yet (it still ends as cancelled, or as it would have, should it finish first)."""
 
     @property
     def is_terminal(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BeforeValidator, StringConstraints
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.principal import CurrentUser
@@ -30,7 +30,7 @@ from api.jobs.typed import EndUser
 from api.pagination import decode_time_cursor, encode_time_cursor
 from api.problems import Problem, not_found, problem_responses
 from api.settings import ApiSettings
-from contracts import JobStatus, JobType
+from contracts import TERMINAL_STATUSES, JobStatus, JobType
 from genstream.db.models import Job
 
 __all__ = ["JobId", "job_public", "own_job", "router"]
@@ -75,11 +75,28 @@ def _error(job: Job) -> JobError | None:
     return JobError(code=job.error_code, message=job.error)
 
 
+def _shown_status(job: Job) -> str:
+    """``cancelling`` from the moment a cancellation is acknowledged until the job ends."""
+    if job.cancel_requested_at is not None and not JobStatus(job.status).is_terminal:
+        return JobStatus.CANCELLING.value
+    return job.status
+
+
+def _shown_in(statuses: list[JobStatus]) -> ColumnElement[bool]:
+    """Jobs whose shown status (``_shown_status``) is one of ``statuses``."""
+    ended = [s.value for s in TERMINAL_STATUSES]
+    stored = [s.value for s in statuses if s is not JobStatus.CANCELLING]
+    shown = Job.status.in_(stored) & (Job.cancel_requested_at.is_(None) | Job.status.in_(ended))
+    if JobStatus.CANCELLING in statuses:
+        shown = shown | (Job.cancel_requested_at.is_not(None) & Job.status.not_in(ended))
+    return shown
+
+
 def _summary_fields(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "type": JobType(job.type),
-        "status": job.status,
+        "status": _shown_status(job),
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "tier": job.tier,
@@ -142,7 +159,7 @@ async def list_jobs(
         pairs = dict(item.split(":", 1) for item in metadata)
         query = query.where(Job.metadata_.contains(pairs))
     if status:
-        query = query.where(Job.status.in_([s.value for s in status]))
+        query = query.where(_shown_in(status))
     if job_type:
         query = query.where(Job.type.in_([t.value for t in job_type]))
     if created_after is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Request, Response, status
@@ -226,4 +227,7 @@ async def cancel_job(
         envelope,
         timeout_s=settings.jobs.send_timeout_s,
     )
+    if job.cancel_requested_at is None:
+        job.cancel_requested_at = datetime.now(UTC)
+        await session.commit()
     return JobCancelling(id=job.id)

@@ -101,6 +101,7 @@ _SUBMITTED: Final = (
     "credits_quoted",
     "deleted_at",
     "outputs_expired_at",
+    "cancel_requested_at",
     "updated_at",
 )
 """What the API wrote (``updated_at`` last: the load sets it)."""

@@ -233,6 +233,9 @@ class Job(Base):
     """When its owner deleted it: hidden from reads, its files removed."""
     outputs_expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When its plan's retention removed its outputs from storage."""
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the broker acknowledged its owner's cancellation: until it ends, it is shown
+    ``cancelling``."""
 
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),

@@ -128,3 +128,36 @@ async def test_a_cancel_never_overtakes_an_unacknowledged_submission(
     )
     assert "Idempotency-Key" in problem["detail"]
     events_on(stack, requested, 1)
+
+
+async def test_a_job_reads_as_cancelling_from_the_acknowledged_request_until_it_ends(
+    jobs_client: httpx.AsyncClient, api_engine: AsyncEngine
+) -> None:
+    alice = await sign_up(jobs_client, api_engine)
+    job_id, other = (
+        await _submit(jobs_client, alice.headers),
+        await _submit(jobs_client, alice.headers),
+    )
+    await _set(api_engine, job_id, status="running")
+    await _set(api_engine, other, status="queued")
+
+    cancelled = await jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    assert cancelled.status_code == 202, cancelled.text
+
+    shown = await jobs_client.get(f"/v1/jobs/{job_id}", headers=alice.headers)
+    assert shown.json()["status"] == "cancelling"
+    listed = await jobs_client.get(
+        "/v1/jobs", params={"status": "cancelling"}, headers=alice.headers
+    )
+    assert [job["id"] for job in listed.json()["jobs"]] == [job_id]
+    running = await jobs_client.get("/v1/jobs", params={"status": "running"}, headers=alice.headers)
+    assert running.json()["jobs"] == []
+    # The job's other siblings go on as they were.
+    assert (await jobs_client.get(f"/v1/jobs/{other}", headers=alice.headers)).json()[
+        "status"
+    ] == "queued"
+
+    # It ends as it ends: a job that finished first reads as completed, not cancelling.
+    await _set(api_engine, job_id, status="completed")
+    ended = await jobs_client.get(f"/v1/jobs/{job_id}", headers=alice.headers)
+    assert ended.json()["status"] == "completed"
