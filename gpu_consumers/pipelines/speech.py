@@ -1,7 +1,8 @@
 """Text to speech with a VITS model directory (an MMS-TTS checkpoint, for one): a WAV file.
 
-The text is spoken a sentence at a time (a long sentence is cut at its last comma or
-space before ``chunk_chars``), each chunk one forward pass whose samples go straight to
+The text is spoken in chunks of whole sentences of at most ``chunk_chars`` characters (a
+longer sentence is cut at its last comma or space before the bound), each chunk one
+forward pass whose samples go straight to
 the WAV file in the job's folder: memory is bounded by the longest chunk, whatever the
 text's length. Each chunk is one progress step. A model whose durations run away (random
 weights do) is stopped once the audio passes ``max_s_per_char`` seconds per character
@@ -52,18 +53,28 @@ _SENTENCE_END: Final = re.compile(r"(?<=[.!?;:\u3002\uff01\uff1f])\s+|\n+")
 
 
 def sentences(text: str, chunk_chars: int) -> list[str]:
-    """``text`` in sentences of at most ``chunk_chars`` characters, blank ones dropped."""
-    chunks: list[str] = []
+    """``text`` in chunks of whole sentences, at most ``chunk_chars`` characters each.
+
+    Sentences are packed together up to the bound (fewer forward passes); one longer than
+    the bound is cut at its last comma or space before it.
+    """
+    pieces: list[str] = []
     for sentence in _SENTENCE_END.split(text):
         rest = sentence.strip()
         while len(rest) > chunk_chars:
             cut = max(rest.rfind(",", 0, chunk_chars), rest.rfind(" ", 0, chunk_chars))
             cut = cut + 1 if cut > 0 else chunk_chars
-            chunks.append(rest[:cut].strip())
+            pieces.append(rest[:cut].strip())
             rest = rest[cut:].strip()
         if rest:
-            chunks.append(rest)
-    return [chunk for chunk in chunks if chunk]
+            pieces.append(rest)
+    chunks: list[str] = []
+    for piece in filter(None, pieces):
+        if chunks and len(chunks[-1]) + 1 + len(piece) <= chunk_chars:
+            chunks[-1] = f"{chunks[-1]} {piece}"
+        else:
+            chunks.append(piece)
+    return chunks
 
 
 class SpeechPipeline:

@@ -57,7 +57,7 @@ def test_an_sdxl_directory_edits_with_the_sdxl_inpainting_pipeline(
 
 def test_a_directory_of_another_family_is_refused(families: dict[str, Path]) -> None:
     pipeline = build_pipeline(JobType.IMAGE_GENERATE, str(families["animatediff"]))
-    with pytest.raises(PermanentError, match="is a AnimateDiffPipeline; image.generate takes"):
+    with pytest.raises(PermanentError, match=r"is a AnimateDiffPipeline; image\.generate takes"):
         pipeline.load("cpu")
 
 

@@ -31,6 +31,9 @@ def speech(tiny_models: dict[str, Path]) -> Pipeline:
     return pipeline
 
 
+_long_sentence = "a sentence of three hundred characters or so " * 6 + "ends here."
+
+
 def sampling_rate(model_dir: Path) -> int:
     rate: int = json.loads((model_dir / "config.json").read_text())["sampling_rate"]
     return rate
@@ -51,23 +54,23 @@ def test_speaks_into_a_16_bit_wav_at_the_model_rate(
         assert wav.getnframes() > 0
         assert audio.duration_s == pytest.approx(wav.getnframes() / wav.getframerate())
     assert result.usage_units == len(text)
-    assert recorder.progress == [(1, 2), (2, 2)]  # a step per sentence
+    assert recorder.progress == [(1, 1)]  # one chunk: both sentences fit in it
     assert speech.memory_bytes > 0
 
 
 def test_a_stop_before_the_forward_pass_ends_the_run(speech: Pipeline) -> None:
     recorder = Recorder(stop_after=1)
     with pytest.raises(JobStopped):
-        speech.run(recorder.context(AudioSpeechInput(text="Spoken. Never spoken.")))
+        speech.run(recorder.context(AudioSpeechInput(text=_long_sentence + " " + _long_sentence)))
     assert recorder.progress == [(1, 2)]
 
 
-def test_long_text_is_spoken_in_sentence_sized_chunks() -> None:
-    text = "One two three. " + "word " * 30 + "\nLast line"
+def test_long_text_is_spoken_in_chunks_of_whole_sentences() -> None:
+    text = "One two. Three four! " + "word " * 30 + "\nLast line"
     chunks = sentences(text, chunk_chars=40)
-    assert chunks[0] == "One two three."
-    assert all(len(chunk) <= 40 for chunk in chunks)
-    assert chunks[-1] == "Last line"
+    assert chunks[0] == "One two. Three four!"  # short sentences packed together
+    assert all(len(chunk) <= 40 for chunk in chunks)  # a long one cut at its spaces
+    assert chunks[-1].endswith("word Last line")
     assert " ".join(chunks).split() == text.split()
 
 
@@ -78,7 +81,7 @@ def test_a_model_that_speaks_too_long_fails_with_output_limit(tiny_models: dict[
     pipeline.load("cpu")
     recorder = Recorder()
     with pytest.raises(LimitExceededError, match="past the") as caught:
-        pipeline.run(recorder.context(AudioSpeechInput(text="First. Second. Third.")))
+        pipeline.run(recorder.context(AudioSpeechInput(text=_long_sentence)))
     assert caught.value.code == "output_limit"
     assert recorder.progress == []  # stopped after the first chunk, before reporting it
 
