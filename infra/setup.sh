@@ -144,6 +144,16 @@ go_build_tool() {
     return 0
   fi
   need_cmd go "$name is built with Go (install Go 1.24 or newer)"
+  # One build at a time (make up and a test's private stack may both ask): the others wait
+  # for it and find the binary there.
+  mkdir -p "$GENSTREAM_CACHE_DIR/bin"
+  local lock
+  exec {lock}>"$GENSTREAM_CACHE_DIR/bin/.$name.lock"
+  flock "$lock"
+  if [[ -x $bin && -f $stamp && $(cat "$stamp") == "$version" ]]; then
+    exec {lock}>&-
+    return 0
+  fi
   log "$name: building $module@$version with Go (minutes on 2 cores)"
   local gopath="$GENSTREAM_CACHE_DIR/go-$name" build_log="$GENSTREAM_LOG_DIR/$name-build.log"
   (
@@ -158,6 +168,7 @@ go_build_tool() {
   echo "$version" >"$stamp"
   # Sources and build cache (gigabytes) are only needed to build; the binary is what we keep.
   chmod -R u+w "$gopath" && rm -rf "$gopath"
+  exec {lock}>&-
 }
 
 setup_jaeger() {
