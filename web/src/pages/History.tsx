@@ -5,7 +5,18 @@ import { Table } from "../components/Table";
 import { JOB_TYPES } from "../schema";
 import type { JobPage } from "../types";
 
-const STATUSES = ["pending", "accepted", "queued", "running", "completed", "failed", "cancelled", "rejected", "expired"];
+const STATUSES = [
+  "pending",
+  "accepted",
+  "queued",
+  "running",
+  "cancelling",
+  "completed",
+  "failed",
+  "cancelled",
+  "rejected",
+  "expired",
+];
 const PAGE = 20;
 
 /** The caller's jobs, newest first, filtered by status and type, a page at a time. */

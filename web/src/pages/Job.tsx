@@ -58,7 +58,7 @@ function apply(view: View, event: StreamEvent): View {
       };
       return {
         ...view,
-        status: ENDED.has(view.status) ? view.status : "running",
+        status: ENDED.has(view.status) || view.status === "cancelling" ? view.status : "running",
         progress,
         blurhash: (data.blurhash as string | null) ?? view.blurhash,
         preview: (data.preview_url as string | null) ?? view.preview,
@@ -85,7 +85,7 @@ function apply(view: View, event: StreamEvent): View {
       if (TERMINAL.has(event.name)) {
         return { ...view, status, error: (data.reason as string | undefined) ?? view.error };
       }
-      const order = ["pending", "accepted", "queued", "running"];
+      const order = ["pending", "accepted", "queued", "running", "cancelling"];
       const next = status === "started" ? "running" : status;
       return order.indexOf(next) > order.indexOf(view.status) ? { ...view, status: next } : view;
     }
@@ -196,6 +196,7 @@ export function Job({ id }: { id: string }) {
     setCancelling(true);
     try {
       await call(`/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+      setView((v) => (ENDED.has(v.status) ? v : { ...v, status: "cancelling" }));
     } catch (error) {
       setFailure((error as Error).message);
       setCancelling(false);
