@@ -28,7 +28,7 @@ class Pipelines:
 def pipeline_options(settings: WorkerSettings) -> dict[JobType, dict[str, Any]]:
     """The deployment's choices that pipelines take as constructor options."""
     safety = {"safety_checker": settings.worker_safety_checker}
-    video: dict[str, Any] = {}
+    video: dict[str, Any] = {"steps": settings.worker_video_steps}
     if settings.worker_motion_adapter:
         video["motion_adapter"] = settings.worker_motion_adapter
     return {

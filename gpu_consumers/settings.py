@@ -91,6 +91,9 @@ class WorkerSettings(BaseSettings):
     worker_safety_checker: bool = False
     """Run the Stable Diffusion safety checker on image jobs; a flagged result fails the job
     with ``content_filtered``. The model directory must include one."""
+    worker_video_steps: int = Field(default=20, ge=1, le=150)
+    """Denoising steps of each ``video.generate`` segment (distilled motion adapters, such
+    as AnimateDiff-Lightning's, need 4 or fewer)."""
     worker_motion_adapter: str | None = None
     """AnimateDiff motion adapter (directory or hub id) for a ``video.generate`` model that
     is a plain Stable Diffusion base; unused when the model directory is a whole
