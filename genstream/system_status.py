@@ -359,10 +359,16 @@ def _dead_letters(
                 ends[tp.partition] = high
         if not ends:
             return []
-        consumer.assign([tp for tp in starts if tp.partition in ends])
+        wanted_from = [tp for tp in starts if tp.partition in ends]
+        consumer.assign(wanted_from)
+        # Asked for no more than are there: consume() waits out its timeout for a batch it
+        # cannot fill.
+        left = min(
+            _DEAD_LETTERS_READ_AT_MOST, sum(ends[tp.partition] - tp.offset for tp in wanted_from)
+        )
         read = 0
-        while ends and read < _DEAD_LETTERS_READ_AT_MOST:
-            batch = consumer.consume(500, timeout=timeout_s)
+        while ends and read < left:
+            batch = consumer.consume(min(500, left - read), timeout=timeout_s)
             if not batch:
                 break
             for message in batch:
