@@ -155,17 +155,19 @@ async def list_job_webhooks(
             .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt)
         )
         for row in rows:
-            attempts[row.delivery_id].append(
-                WebhookAttemptPublic(
-                    attempt=row.attempt,
-                    started_at=row.started_at,
-                    duration_ms=row.duration_ms,
-                    status_code=row.status_code,
-                    error=row.error,
-                )
-            )
+            attempts[row.delivery_id].append(_attempt_public(row))
     return JobWebhooksPublic(
         job_id=job_id, deliveries=[_delivery_public(d, attempts[d.id]) for d in deliveries]
+    )
+
+
+def _attempt_public(row: WebhookAttempt) -> WebhookAttemptPublic:
+    return WebhookAttemptPublic(
+        attempt=row.attempt,
+        started_at=row.started_at,
+        duration_ms=row.duration_ms,
+        status_code=row.status_code,
+        error=row.error,
     )
 
 
@@ -207,14 +209,4 @@ async def redeliver_job_webhook(
         .where(WebhookAttempt.delivery_id == delivery.id)
         .order_by(WebhookAttempt.attempt)
     )
-    log = [
-        WebhookAttemptPublic(
-            attempt=row.attempt,
-            started_at=row.started_at,
-            duration_ms=row.duration_ms,
-            status_code=row.status_code,
-            error=row.error,
-        )
-        for row in rows
-    ]
-    return _delivery_public(delivery, log)
+    return _delivery_public(delivery, [_attempt_public(row) for row in rows])

@@ -39,6 +39,7 @@ async def test_create_list_use_and_revoke(api: httpx.AsyncClient) -> None:
             "prefix": created["key"][:12],
             "created_at": listed["items"][0]["created_at"],
             "last_used_at": None,
+            "daily_credit_cap": None,
         }
     ]
     assert created["key"] not in (await api.get("/v1/api-keys", headers=auth)).text
