@@ -399,6 +399,8 @@ def run_priority(system: System, config: BenchConfig) -> dict[str, Any]:
         "pro_admit_p99_ms",
         "free_share",
         "pro_not_started",
+        "eta_abs_error_p50_ms",
+        "eta_abs_error_p90_ms",
     )
     return {
         "service_ms": step_ms,
@@ -434,6 +436,50 @@ def _pro_phase(
         **{f"pro_{key}": value for key, value in _admission(system, sent).items()},
         "free_share": free_in_window / total if total else math.nan,
         "pro_not_started": float(len(sent) - len(started)),
+        **_eta_errors(system, sent, free_ids, config.priority_step_ms / 1000),
+    }
+
+
+def _eta_errors(
+    system: System, sent: dict[str, float], free_ids: list[str], service_s: float
+) -> dict[str, float]:
+    """How far the API's start estimate (``api.jobs.eta`` over the queue as it stood when
+    each pro job was queued, one worker) is from the start each got: ``eta_abs_error`` p50
+    and p90. Only for a system whose clock sees queueing (the peer's does not)."""
+    from api.jobs.eta import starts_ahead
+
+    clock = system.clock
+    queued = clock.times("queued", [*sent, *free_ids])
+    if not queued:
+        return {}
+    started = clock.times("started", [*sent, *free_ids])
+    completed = clock.times("completed", [*sent, *free_ids])
+    errors = []
+    for job_id in sent:
+        at, began = queued.get(job_id), started.get(job_id)
+        if at is None or began is None:
+            continue
+        waiting = {
+            tier: sum(
+                1
+                for other in ids
+                if other != job_id
+                and queued.get(other, math.inf) <= at < started.get(other, math.inf)
+            )
+            for tier, ids in (("pro", sent), ("free", free_ids))
+        }
+        running_left = sum(
+            max(0.0, service_s - (at - started[other]))
+            for other in started
+            if started[other] <= at < completed.get(other, math.inf)
+        )
+        ahead = starts_ahead("pro", waiting["pro"], {"free": waiting["free"]})
+        predicted = at + running_left + ahead * service_s
+        errors.append(abs(began - predicted) * 1000)
+    return {
+        "eta_abs_error_p50_ms": percentile(errors, 50),
+        "eta_abs_error_p90_ms": percentile(errors, 90),
+        "eta_estimates": float(len(errors)),
     }
 
 

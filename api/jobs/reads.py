@@ -210,6 +210,8 @@ async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> 
             job_type=JobType(job.type),
             tier=job.tier,
             queued_at=job.queued_at,
+            job_input=job.input,
+            media=job.media,
         )
         queue = QueuePublic(
             position=estimate.position,
@@ -217,6 +219,8 @@ async def job_public(session: AsyncSession, settings: ApiSettings, job: Job) -> 
             median_run_s=estimate.median_run_s,
             estimated_start_s=estimate.estimated_start_s,
             eta_s=estimate.eta_s,
+            run_s=estimate.run_s,
+            same_tier_ahead=estimate.same_tier_ahead,
         )
     return JobPublic(
         **_summary_fields(job),

@@ -158,6 +158,9 @@ async def test_a_queued_job_shows_its_place_and_an_estimate(
         "median_run_s": 2.0,
         "estimated_start_s": 3.0,
         "eta_s": 5.0,
+        # The same work as the recent runs: their median time.
+        "run_s": 2.0,
+        "same_tier_ahead": 3,
     }
     assert body["queued_at"] is not None
     assert (body["outputs"], body["preview"], body["urls_expire_at"]) == ([], None, None)
