@@ -19,13 +19,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import torch
 
 from contracts import JobType
 
 if TYPE_CHECKING:
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
         StableDiffusionPipeline,
     )
@@ -204,8 +205,23 @@ def _safety_checker() -> tuple[object, object]:
     return checker, processor
 
 
-def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
+def _tiny_unet(**layout: Any) -> UNet2DConditionModel:
+    """A two-level UNet on latents of 4 channels; ``layout`` gives its blocks and attention."""
     from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+
+    unet: UNet2DConditionModel = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        **layout,
+    )
+    return unet
+
+
+def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import (
         StableDiffusionPipeline,
     )
@@ -213,15 +229,9 @@ def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
     with tempfile.TemporaryDirectory() as files:
         tokenizer = build_clip_tokenizer(Path(files))
     torch.manual_seed(_SEED)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
+    unet = _tiny_unet(
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        norm_num_groups=4,
         cross_attention_dim=16,
         attention_head_dim=4,
     )
@@ -242,7 +252,6 @@ def _build_stable_diffusion(target: Path) -> StableDiffusionPipeline:
 
 
 def _build_sdxl(target: Path) -> None:
-    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import (
         StableDiffusionXLPipeline,
     )
@@ -251,15 +260,9 @@ def _build_sdxl(target: Path) -> None:
         tokenizer = build_clip_tokenizer(Path(files))
     torch.manual_seed(_SEED)
     time_embed = 8
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
+    unet = _tiny_unet(
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
         # Both text encoders' hidden states side by side, as in SDXL.
         cross_attention_dim=32,
         attention_head_dim=(2, 4),
