@@ -183,7 +183,7 @@ def test_a_job_is_one_trace_across_the_services(
             cleanup.callback(delete_topics, stack.kafka, [spec.name for spec in topics])
             cleanup.callback(children.stop)
             _start_services(children, otlp, prefix, unique, pg_schema[1], api_port, tmp_path)
-            poll_until(lambda: _answers(f"{api}/healthz"), timeout_s=30, what=children.alive)
+            poll_until(lambda: _answers(f"{api}/healthz"), timeout_s=60, what=children.alive)
             trace_id, job_id, answer_trace = _submit(api, stack, processors, children)
             # The caller's trace is honoured, and the answer names the API's span in it.
             assert answer_trace.startswith(f"00-{trace_id}-")
@@ -196,7 +196,7 @@ def test_a_job_is_one_trace_across_the_services(
 
             poll_until(
                 traced,
-                timeout_s=30,
+                timeout_s=45,
                 interval_s=0.3,
                 what=lambda: f"services {_services(trace[0])}; {children.alive()}",
             )
