@@ -455,6 +455,9 @@ def _described(error: BaseException, *, memory_capped: int | None) -> tuple[str,
 
 
 def _die_with_parent() -> None:
+    # A worker killed outright (SIGKILL) takes its pipeline process with it. The signal
+    # comes when the thread that started the child ends: the main thread or the worker's
+    # job thread, both of which live as long as the worker.
     if sys.platform != "linux":
         return
     with contextlib.suppress(OSError, AttributeError):
