@@ -154,6 +154,8 @@ def target(
         resources = {
             "job_id": _seed(schema_engine, me.json()["id"]),
             "key_id": [key.json()["id"]],
+            # Operators' routes about a user: the fuzzing user is none, and is refused.
+            "user_id": [me.json()["id"]],
         }
         document = httpx.get(f"{url}/openapi.json").json()
         yield Target(url, me.json()["id"], email, headers, resources, session, document)
