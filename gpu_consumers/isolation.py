@@ -175,6 +175,11 @@ class PipelineHost:
             watch = _Watch()
             try:
                 return self._follow(child, contexts, watch)
+            except PermanentError as error:
+                if error.code == JobErrorCode.MEMORY_LIMIT.value and self._child is child:
+                    # A child whose allocation failed leaves; the next job gets a fresh one.
+                    self._discard(child)
+                raise
             finally:
                 _log.info(
                     "pipeline process peak memory %.0f MiB",

@@ -15,6 +15,7 @@ from gpu_consumers.pipelines import (
     Artifact,
     JobStopped,
     LimitExceededError,
+    PermanentError,
     Pipeline,
     PipelineResult,
     RunContext,
@@ -155,3 +156,18 @@ def test_a_child_that_dies_is_a_transient_failure_and_is_replaced(host: Pipeline
 def test_an_unclassified_error_keeps_its_name(host: PipelineHost) -> None:
     with pytest.raises(PipelineError, match="KeyError"):
         _run(host, "raise")
+
+
+def test_an_address_space_limit_fails_the_allocation_with_memory_limit() -> None:
+    limit = 2048 * _MB
+    spec = ChildSpec(
+        device="cpu", budget_bytes=1, models={}, factory=_factory, address_space_bytes=limit
+    )
+    host = PipelineHost(spec, JobLimits(memory_bytes=None, address_space_bytes=limit))
+    try:
+        with pytest.raises(PermanentError) as caught:
+            _run(host, "hog")
+        assert caught.value.code == "memory_limit"
+        assert _run(host, "echo").outputs  # a fresh child after the failed allocation
+    finally:
+        host.close()
