@@ -18,13 +18,11 @@ from typing import Final
 
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     KafkaException,
     Message,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._listoffsets import OffsetSpec  # not in the package's stubs
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, func, select
 
@@ -33,6 +31,7 @@ from contracts.catalog import Catalog
 from contracts.enums import Plan
 from genstream.db.models import CreditBalance, Job
 from genstream.kafka import KafkaSettings
+from genstream.kafka.offsets import EARLIEST, LATEST, committed_offsets, partition_offsets
 from genstream.kafka.records import record_headers
 
 __all__ = [
@@ -57,8 +56,6 @@ __all__ = [
     "tier_ttls",
 ]
 
-_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-_EARLIEST: Final = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _DEAD_LETTER_WINDOW: Final = timedelta(hours=1)
 _DEAD_LETTERS_READ_AT_MOST: Final = 20_000
 
@@ -229,14 +226,14 @@ def read_kafka(
     groups = _group_states(admin, scope.groups, timeout_s)
     tiers = [spec.prefixed(scope.topic_prefix) for spec in TIER_TOPICS.values()]
     partitions = [TopicPartition(spec.name, p) for spec in tiers for p in range(spec.partitions)]
-    ends = _offsets(admin, partitions, _LATEST, timeout_s)
-    starts = _offsets(admin, partitions, _EARLIEST, timeout_s)
+    ends = partition_offsets(admin, partitions, LATEST, timeout_s)
+    starts = partition_offsets(admin, partitions, EARLIEST, timeout_s)
     depths: dict[str, int] = {}
     for workload in Workload:
         own = [
             tp for tp in partitions if tp.topic.startswith(f"{scope.topic_prefix}jobs.{workload}.")
         ]
-        committed = _committed(admin, worker_group(workload), own, timeout_s) or {}
+        committed = committed_offsets(admin, worker_group(workload), own, timeout_s) or {}
         for tp in own:
             key = (tp.topic, tp.partition)
             if key not in ends or key not in starts:
@@ -281,10 +278,10 @@ def _group_states(admin: AdminClient, groups: Sequence[str], timeout_s: float) -
 
 
 def _group_lag(admin: AdminClient, group: str, timeout_s: float) -> list[PartitionLag]:
-    committed = _committed(admin, group, None, timeout_s)
+    committed = committed_offsets(admin, group, None, timeout_s)
     if not committed:
         return []
-    ends = _offsets(admin, [TopicPartition(t, p) for t, p in committed], _LATEST, timeout_s)
+    ends = partition_offsets(admin, [TopicPartition(t, p) for t, p in committed], LATEST, timeout_s)
     return [
         PartitionLag(
             topic=topic,
@@ -298,41 +295,6 @@ def _group_lag(admin: AdminClient, group: str, timeout_s: float) -> list[Partiti
     ]
 
 
-def _offsets(
-    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout_s: float
-) -> dict[tuple[str, int], int]:
-    found: dict[tuple[str, int], int] = {}
-    if not partitions:
-        return found
-    try:
-        futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout_s)
-    except KafkaException:
-        return found
-    for tp, future in futures.items():
-        try:
-            found[(tp.topic, tp.partition)] = future.result().offset
-        except KafkaException:
-            continue
-    return found
-
-
-def _committed(
-    admin: AdminClient, group: str, partitions: list[TopicPartition] | None, timeout_s: float
-) -> dict[tuple[str, int], int] | None:
-    """The group's committed offsets (all of them when ``partitions`` is None)."""
-    request = ConsumerGroupTopicPartitions(group, partitions)
-    try:
-        answer = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
-        result = next(iter(answer.values())).result()
-    except KafkaException:
-        return None
-    return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions
-        if tp.offset >= 0 and tp.error is None
-    }
-
-
 def _dead_letters(
     settings: KafkaSettings, topic: str, now: datetime | None, timeout_s: float
 ) -> list[DeadLetterCount]:
@@ -342,7 +304,9 @@ def _dead_letters(
     consumer = Consumer(
         settings.librdkafka(
             "status",
-            **{"group.id": "genstream-status", "enable.auto.commit": "false"},
+            # Positions are assigned and nothing is committed, so the group is never joined;
+            # it is the one whose principal may read the dead-letter topic (redrive's).
+            **{"group.id": "genstream-redrive", "enable.auto.commit": "false"},
         )
     )
     counts: Counter[tuple[str, str]] = Counter()
@@ -448,7 +412,7 @@ def dead_letter_end(settings: KafkaSettings, scope: StatusScope) -> int | None:
     admin = AdminClient(settings.librdkafka("status"))
     topic = DEADLETTER.prefixed(scope.topic_prefix)
     partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-    ends = _offsets(admin, partitions, _LATEST, scope.kafka_timeout_s)
+    ends = partition_offsets(admin, partitions, LATEST, scope.kafka_timeout_s)
     return sum(ends.values()) if ends else None
 
 

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._listoffsets import OffsetSpec  # not in the package's stubs
 
 from contracts import TIER_TOPICS, Tier, TopicSpec, Workload, worker_group
 from genstream.kafka import KafkaSettings
-
-Position = tuple[str, int]
-
-_EARLIEST: Final = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+from genstream.kafka.offsets import EARLIEST, LATEST, committed_offsets, partition_offsets
 
 
 def tier_depths(
@@ -38,12 +32,14 @@ def tier_depths(
     admin = admin or AdminClient(settings.librdkafka("depth"))
     specs = {key: tiers.get(spec.name, spec) for key, spec in TIER_TOPICS.items()}
     partitions = _partitions(specs.values())
-    starts = _offsets(admin, partitions, _EARLIEST, timeout_s)
-    ends = _offsets(admin, partitions, _LATEST, timeout_s)
+    starts = partition_offsets(admin, partitions, EARLIEST, timeout_s)
+    ends = partition_offsets(admin, partitions, LATEST, timeout_s)
     depths: dict[tuple[Workload, Tier], int] = {}
     for workload in dict.fromkeys(workload for workload, _ in specs):
         own = {tier: spec for (of, tier), spec in specs.items() if of == workload}
-        committed = _committed(admin, group_of(workload), _partitions(own.values()), timeout_s)
+        committed = committed_offsets(
+            admin, group_of(workload), _partitions(own.values()), timeout_s
+        )
         if committed is None:
             continue
         for tier, spec in own.items():
@@ -62,38 +58,3 @@ def _partitions(specs: Iterable[TopicSpec]) -> list[TopicPartition]:
         for spec in specs
         for partition in range(spec.partitions)
     ]
-
-
-def _offsets(
-    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout_s: float
-) -> dict[Position, int]:
-    """Each partition's offset by ``spec``, where the brokers answered."""
-    found: dict[Position, int] = {}
-    try:
-        futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout_s)
-    except KafkaException:
-        return found
-    for tp, future in futures.items():
-        try:
-            found[(tp.topic, tp.partition)] = future.result().offset
-        except KafkaException:
-            continue
-    return found
-
-
-def _committed(
-    admin: AdminClient, group: str, partitions: list[TopicPartition], timeout_s: float
-) -> dict[Position, int] | None:
-    """The group's committed positions (absent where it never committed); None when the
-    brokers did not answer."""
-    request = ConsumerGroupTopicPartitions(group, partitions)
-    try:
-        answer = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
-        result = next(iter(answer.values())).result()
-    except KafkaException:
-        return None
-    return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions
-        if tp.offset >= 0 and tp.error is None
-    }
