@@ -101,8 +101,6 @@ class _Job:
 class _Child:
     process: SpawnProcess
     conn: Connection
-    peak_bytes: int = 0
-    killed: str | None = None
 
 
 @dataclass(slots=True)
@@ -133,8 +131,9 @@ class PipelineHost:
         return self._device or self._spec.device
 
     def start(self, timeout_s: float = 300.0) -> str:
-        """Starts the child now (it imports the model libraries and picks the device) and
-        returns the device; raises ``RuntimeError`` with the child's reason if it cannot."""
+        """Starts the child now (it imports the model libraries, picks the device and loads
+        ``ChildSpec.preload``) and returns the device; raises ``RuntimeError`` with the
+        child's reason where it cannot run, ``TransientError`` where it did not start."""
         with self._lock:
             self._started(timeout_s)
         return self.device
@@ -219,7 +218,6 @@ class PipelineHost:
         return child
 
     def _kill(self, child: _Child, why: str) -> None:
-        child.killed = why
         with contextlib.suppress(ProcessLookupError):
             child.process.kill()
         child.process.join(10)
