@@ -52,6 +52,7 @@ _log = logging.getLogger(__name__)
 _PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 _PR_SET_PDEATHSIG: Final = 1
 _MB: Final = 1024 * 1024
+_MESSAGES_PER_LOOK: Final = 64
 
 PipelineFactory = Callable[[JobType, str | None], Pipeline]
 """Builds an unloaded pipeline in the child; a module-level function, so it can be sent."""
@@ -265,12 +266,14 @@ class PipelineHost:
         try:
             if not child.conn.poll(self._limits.poll_s):
                 return False
-            while True:
+            # A bounded number per look, so a flood of progress never starves the watch.
+            for _ in range(_MESSAGES_PER_LOOK):
                 message = child.conn.recv()
                 if self._handle(message, contexts, watch):
                     return True
                 if not child.conn.poll():
-                    return False
+                    break
+            return False
         except (EOFError, OSError):
             child.process.join(10)
             code = child.process.exitcode
