@@ -183,8 +183,9 @@ _ALL: Final[tuple[Principal, ...]] = (
     ),
     Principal(
         name="webhooks",
-        purpose="the webhook dispatcher's intake from the lifecycle",
-        reads=_topics(JOBS_LIFECYCLE.name),
+        purpose="the webhook dispatcher's intake from the lifecycle, and progress for the "
+        "jobs whose owners subscribed to it",
+        reads=_topics(JOBS_LIFECYCLE.name, JOBS_PROGRESS.name),
         groups=frozenset({"genstream-webhooks"}),
     ),
     Principal(
