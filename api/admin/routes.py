@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth.admin import AdminUser
 from api.deps import SettingsDep
+from api.problems import problem_responses
 from contracts.catalog import load_catalog
 from genstream.system_status import (
     StatusScope,
@@ -29,7 +30,12 @@ def status_scope(request: Request) -> StatusScope:
     return scope if isinstance(scope, StatusScope) else StatusScope()
 
 
-@router.get("/status", operation_id="admin_status", response_model=StatusSnapshot)
+@router.get(
+    "/status",
+    operation_id="admin_status",
+    response_model=StatusSnapshot,
+    responses=problem_responses(401, 403),
+)
 async def admin_status(request: Request, _: AdminUser, settings: SettingsDep) -> StatusSnapshot:
     scope = status_scope(request)
     engine: AsyncEngine = request.app.state.engine
