@@ -62,6 +62,8 @@ __all__ = ["VideoEnhancePipeline"]
 
 _DEFAULT_RATE: Final = Fraction(30)
 """Frame rate assumed for a stream that does not declare one."""
+_LIVE_FEATURES: Final = 8
+"""Feature maps of one frame alive at once while Swin2SR runs (a rough, safe count)."""
 _EXTRA_FRAMES_S: Final = 1.0
 """Frames past the declared duration a stream may have (rounding, a last long frame)."""
 
@@ -190,6 +192,9 @@ class _Enhancement:
                 f"video exceeds the {max_side}-pixel limit"
             )
         duration_s = _duration_s(source, video)
+        self._batch_size = self._fitting_batch(
+            video.codec_context.width * video.codec_context.height, scale
+        )
         batches = max(1, math.ceil(_frame_count(source, video) / self._batch_size))
         rate = video.average_rate or video.guessed_rate or _DEFAULT_RATE
         max_frames = math.ceil((duration_s + _EXTRA_FRAMES_S) * rate)
@@ -233,6 +238,24 @@ class _Enhancement:
             raise PermanentError("the upload has no video frames")
         self._ctx.progress(batches, batches, None)
         return width, height, duration_s
+
+    def _fitting_batch(self, pixels: int, scale: int) -> int:
+        """The configured batch, or fewer frames where a CUDA device has not the room.
+
+        A frame's working set is about its features (``embed_dim`` channels at the input
+        size, a few of them alive at once in each block) and the upscaled result; half the
+        free memory is left for the allocator and the attention windows.
+        """
+        if self._device.type != "cuda":
+            return self._batch_size
+        free, _ = torch.cuda.mem_get_info(self._device)
+        element = torch.finfo(self._dtype).bits // 8
+        per_frame = (
+            pixels
+            * element
+            * (_LIVE_FEATURES * int(self._net.config.embed_dim) + 3 * scale * scale)
+        )
+        return max(1, min(self._batch_size, free // 2 // max(1, per_frame)))
 
     def _write_batch(self, mp4: Mp4Output, frames: list[VideoFrame], rate: Fraction) -> None:
         self._ctx.check()
