@@ -191,7 +191,8 @@ def probe_services(services: Mapping[str, str], *, timeout_s: float) -> list[Ser
             with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 - checked
                 status = int(answer.status)
         except OSError as error:  # refused, timed out, or an HTTP error status
-            return ServiceState(name=name, up=False, url=url, detail=str(error)[:200])
+            reason = getattr(error, "reason", None) or error  # urllib wraps the socket's error
+            return ServiceState(name=name, up=False, url=url, detail=str(reason)[:200])
         return ServiceState(name=name, up=200 <= status < 300, url=url, detail=f"HTTP {status}")
 
     if not services:
