@@ -68,7 +68,8 @@ def test_hadolint_finds_nothing() -> None:
 
 def test_every_base_is_pinned_to_a_release() -> None:
     stages = _stages(DOCKERFILE.read_text())
-    bases = {s.base for s in stages.values() if s.base not in stages}
+    # scratch, the empty image, has no versions to pin.
+    bases = {s.base for s in stages.values() if s.base not in stages} - {"scratch"}
     assert len(bases) == 3, bases  # CPython for the services, CUDA for the workers, Node.js
     for base in bases:
         tag = base.partition(":")[2]
