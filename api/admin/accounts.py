@@ -110,7 +110,7 @@ async def _user(db: SessionDep, user_id: uuid.UUID, *, for_update: bool = False)
     operation_id="admin_find_user",
     response_model=UserSummary,
     summary="The user with an email address",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
 )
 async def find_user(
     db: SessionDep, _: AdminUser, email: Annotated[EmailStr, Query(max_length=320)]
@@ -128,7 +128,7 @@ async def find_user(
     operation_id="admin_set_plan",
     response_model=PlanAnswer,
     summary="Set a user's plan (announced on users.plans, naming the admin)",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
 )
 async def set_plan(
     user_id: uuid.UUID, body: PlanSet, db: SessionDep, admin: AdminUser, cache: ApiKeyCacheDep
@@ -162,7 +162,7 @@ async def set_plan(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=GrantAnswer,
     summary="Grant a user credits (a ledger grant naming the admin and the reason)",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
 )
 async def grant_credits(
     user_id: uuid.UUID,
