@@ -43,7 +43,7 @@ GUARDS = {
     "GENSTREAM_WORKER_JOB_MEMORY_MB": str(CEILING_MB),
     "GENSTREAM_WORKER_STOP_GRACE_S": "2",
     # A pathological duration meets the wall clock; the first job's model load fits.
-    "GENSTREAM_WORKER_TIMEOUTS_S": '{"video.generate": 6}',
+    "GENSTREAM_WORKER_TIMEOUTS_S": '{"video.generate": 10}',
     "GENSTREAM_WORKER_VIDEO_STEPS": "2",
     # Uploads up to Pillow's own decompression-bomb bound reach the decoder.
     "GENSTREAM_WORKER_MAX_INPUT_PIXELS": "89000000",
