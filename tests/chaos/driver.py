@@ -49,7 +49,7 @@ CATALOG = """
 tier = "free"
 max_video_duration_s = 30
 max_video_height = 720
-max_concurrent_jobs = 100000
+max_concurrent_jobs = 2
 max_waiting_jobs = 100000
 queue_ttl_s = 86400
 
@@ -326,6 +326,10 @@ class Submissions:
     """job id -> user id, for every submission the API acknowledged."""
     unacknowledged: int = 0
     attempts: int = 0
+    waited: int = 0
+    """Submissions sent with ``Prefer: wait`` (every fifth)."""
+    answered_finished: int = 0
+    """Of those, the ones answered 201 with the job already ended."""
 
 
 async def _user(client: httpx.AsyncClient, index: int, run: str) -> tuple[str, dict[str, str]]:
@@ -378,18 +382,24 @@ async def _submit_all(
             user_id, headers = accounts[index % users]
             key = f"chaos-{run}-{index}"
             body = {"type": "synthetic", "input": {"steps": 0, "step_ms": 0}}
+            # Every fifth client waits for its job in the request, as Replicate's clients do.
+            prefer = {"Prefer": "wait=5"} if index % 5 == 0 else {}
+            result.waited += bool(prefer)
             while time.monotonic() < give_up:
                 result.attempts += 1
                 try:
                     async with in_flight:
                         response = await client.post(
-                            "/v1/jobs", json=body, headers={**headers, "Idempotency-Key": key}
+                            "/v1/jobs",
+                            json=body,
+                            headers={**headers, **prefer, "Idempotency-Key": key},
                         )
                 except httpx.HTTPError:
                     await asyncio.sleep(0.5)
                     continue
-                if response.status_code in (200, 202):
+                if response.status_code in (200, 201, 202):
                     result.acknowledged[response.json()["id"]] = user_id
+                    result.answered_finished += response.status_code == 201
                     return
                 if response.status_code == 401:
                     # The access token expired during the run: sign in again.
@@ -539,6 +549,10 @@ def run_chaos(
         "acknowledged": len(acknowledged),
         "unacknowledged": submissions.unacknowledged,
         "submission_attempts": submissions.attempts,
+        "waited_in_request": submissions.waited,
+        "answered_finished": submissions.answered_finished,
+        # FREE runs two jobs of a user at once here: the rest of each user's wait their turn.
+        "free_max_concurrent_jobs": 2,
         "terminal": sum(1 for job in acknowledged if job in ends),
         "lost": len(lost),
         "lost_jobs": lost[:20],

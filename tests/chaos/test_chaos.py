@@ -55,6 +55,7 @@ def test_a_short_run_with_a_worker_and_the_processors_killed(chaos_stack: ChaosS
     for fault in faults:
         fault.at_s -= 6
     report = run_chaos(chaos_stack, jobs=300, users=10, rate_per_s=25, faults=faults, settle_s=300)
+    write_report(report, ROOT / "var" / "chaos-short.json")
     _assert_nothing_lost(report)
     # Each reader parks what it cannot read and carries on.
     assert set(report["parked_by_topic"]) >= set(POISONED_TOPICS) - {"jobs.progress"}

@@ -177,6 +177,9 @@ def _seed(engine: Engine, user_id: str) -> list[str]:
     return [done.job_id, waiting.job_id]
 
 
+# Every operation of the document, each with its examples: more than the default's time on a
+# loaded 2-core machine.
+@pytest.mark.timeout(360)
 def test_no_operation_fails_or_breaks_its_contract(target: Target, schema_engine: Engine) -> None:
     schema = schemathesis.openapi.from_dict(target.document, config=_CONFIG)
     operations = []
