@@ -343,19 +343,21 @@ class LagSampler(threading.Thread):
         self._halt.set()
         self.join(10)
 
-    def summary(self, load_end_s: float) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for group in LAGGED:
             series = [(t, s[group]) for t, s in self.samples if group in s]
             if not series:
                 continue
             peak_t, peak = max(series, key=lambda ts: ts[1])
-            drained = next((t for t, lag in series if t > load_end_s and lag == 0), None)
+            busy = [t for t, lag in series if lag > 0]
             found[group] = {
                 "max": peak,
                 "max_at_s": round(peak_t, 1),
                 "median": sorted(lag for _, lag in series)[len(series) // 2],
-                "drained_s_after_load": None if drained is None else round(drained - load_end_s, 1),
+                "last": series[-1][1],
+                "last_nonzero_at_s": round(busy[-1], 1) if busy else None,
+                "samples": len(series),
             }
         return found
 
@@ -422,7 +424,6 @@ def rehearse(*, jobs: int, users: int, rate_per_s: float) -> dict[str, Any]:
             stack, jobs=jobs, users=users, rate_per_s=rate_per_s, faults=faults, settle_s=600
         )
         sampler.stop()
-        load_end_s = jobs / rate_per_s
         report["stack_start_s"] = started_s
         report["processes"] = {
             "brokers": 3,
@@ -436,7 +437,7 @@ def rehearse(*, jobs: int, users: int, rate_per_s: float) -> dict[str, Any]:
         }
         report["load"] = {"jobs": jobs, "users": users, "rate_per_s": rate_per_s}
         report["throughput"] = throughput(terminal_times(stack))
-        report["lag"] = sampler.summary(load_end_s)
+        report["lag"] = sampler.summary()
         report["lag_samples_missed"] = sampler.gaps
         report["stopped_services"] = sorted(
             set(report["stopped_services"])

@@ -25,5 +25,6 @@ def test_a_rolling_restart_of_every_scaled_service_loses_nothing() -> None:
     assert report["rebuild_equal"], report["rebuild_report"]
     assert report["stopped_services"] == []
     assert report["processes"]["processors"] == report["processes"]["projection"] == 2
+    # Sampled once the checks are done: every job has ended by then.
     for group in ("genstream-projection", "genstream-workers-synthetic"):
-        assert report["lag"][group]["drained_s_after_load"] is not None, group
+        assert report["lag"][group]["last"] == 0, group
