@@ -176,10 +176,20 @@ _ALL: Final[tuple[Principal, ...]] = (
     ),
     Principal(
         name="projection",
-        purpose="the read model's projection from the lifecycle and the ledger",
-        reads=_topics(CREDITS_LEDGER.name, JOBS_LIFECYCLE.name),
+        purpose="the read model's projection from the lifecycle and the ledger; the system's "
+        "gauges it serves: every service group's members and lag (positions on the topics "
+        "they read) and the dead-letter topic's end",
+        reads=_topics(_PARKING_READERS, JOBS_PROGRESS.name, DEADLETTER.name),
         writes=_topics(DEADLETTER.name),
         groups=frozenset({"genstream-projection"}),
+        watches=frozenset(
+            {
+                "genstream-processors",
+                "genstream-webhooks",
+                "genstream-retry-relay",
+                *(worker_group(workload) for workload in Workload),
+            }
+        ),
     ),
     Principal(
         name="webhooks",
