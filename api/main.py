@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from api.events import stream_engine
 from api.settings import ApiSettings
+from contracts.catalog import CATALOG_ENV
 from genstream.db import async_engine
 from genstream.logs import configure_logging
 from genstream.tracing import configure_tracing
@@ -37,6 +40,10 @@ def instrument(app: FastAPI, engine: AsyncEngine) -> None:
 
 def main() -> None:
     settings = ApiSettings()
+    if settings.catalog is not None:
+        # The catalog is looked up where no settings object is at hand (contracts'
+        # load_catalog reads GENSTREAM_CATALOG); a value from an env file is made visible.
+        os.environ.setdefault(CATALOG_ENV, str(settings.catalog))
     configure_logging("api", settings.log_level)
     traced = configure_tracing("genstream-api")
     producer = EventProducer(settings=settings.kafka, linger_ms=settings.jobs.send_linger_ms)

@@ -153,7 +153,7 @@ class GenstreamSystem:
                 "GENSTREAM_PROCESSORS_APP_ID": self.app_id,
                 "GENSTREAM_PROCESSORS_TOPIC_PREFIX": self.prefix,
                 "GENSTREAM_PROCESSORS_DATA_DIR": str(self.run_dir / "processors"),
-                "GENSTREAM_PROCESSORS_CATALOG": str(catalog),
+                "GENSTREAM_CATALOG": str(catalog),
                 "GENSTREAM_KAFKA__CLIENT_ID": self.clients("processors").client_id,
             },
         )
@@ -289,6 +289,7 @@ class GenstreamSystem:
                 "GENSTREAM_JOBS__REQUESTED_TOPIC": topic.name,
                 "GENSTREAM_READS__PROGRESS_TOPIC": self.workers_topology.progress.name,
                 "GENSTREAM_KAFKA__CLIENT_ID": self.clients("api").client_id,
+                "GENSTREAM_CATALOG": str(self.run_dir / "catalog.toml"),
                 "BENCH_PG_SCHEMA": self.schema,
             },
         )

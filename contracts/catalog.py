@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.enums import JobType, Plan, Tier
 
-__all__ = ["Catalog", "PlanLimits", "Price", "load_catalog"]
+__all__ = ["CATALOG_ENV", "Catalog", "PlanLimits", "Price", "load_catalog"]
 
 _Positive = Annotated[int, Field(gt=0)]
 
@@ -74,10 +76,24 @@ class Catalog(BaseModel):
         return self.prices[job_type]
 
 
+CATALOG_ENV: Final = "GENSTREAM_CATALOG"
+"""The one setting naming the plans and prices file every service uses (the API, the
+processors, the projection, the tools): unset, the shipped one."""
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
-    """The catalog at ``path``, or the one shipped with genstream."""
+    """The catalog at ``path``, else at ``GENSTREAM_CATALOG``, else the one shipped with
+    genstream; read once per process and file."""
+    if path is None:
+        named = os.environ.get(CATALOG_ENV, "").strip()
+        path = Path(named) if named else None
+    return _catalog_at(None if path is None else str(path.resolve()))
+
+
+@functools.cache
+def _catalog_at(path: str | None) -> Catalog:
     if path is None:
         raw = resources.files("contracts").joinpath("catalog.toml").read_text(encoding="utf-8")
     else:
-        raw = path.read_text(encoding="utf-8")
+        raw = Path(path).read_text(encoding="utf-8")
     return Catalog.model_validate(tomllib.loads(raw))

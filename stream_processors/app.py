@@ -116,7 +116,7 @@ def build_app(settings: ProcessorSettings, *, catalog: Catalog | None = None) ->
     topology = Topology(prefix=settings.processors_topic_prefix)
     datadir = settings.processors_data_dir / settings.processors_app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    prices = catalog or load_catalog(settings.processors_catalog)
+    prices = catalog or load_catalog(settings.catalog)
     app = faust.App(
         settings.processors_app_id,
         **settings.kafka.faust_options(),

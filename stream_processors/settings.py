@@ -21,8 +21,9 @@ class ProcessorSettings(BaseSettings):
     processors_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     processors_topic_prefix: str = ""
     """Prefix of every topic the processors read and write (isolated namespaces, tests)."""
-    processors_catalog: Path | None = None
-    """A plans and prices file replacing the shipped catalog."""
+    catalog: Path | None = None
+    """``GENSTREAM_CATALOG``: the plans and prices file replacing the shipped catalog; the
+    API reads the same setting, so both enforce the same plans."""
     processors_data_dir: Path = Path("var/processors")
     processors_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     """How long a silent worker keeps its partitions before the group moves them."""

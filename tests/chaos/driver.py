@@ -137,7 +137,7 @@ class ChaosStack:
             "GENSTREAM_JOBS__SYNTHETIC_ENABLED": "true",
             "GENSTREAM_RATE_LIMITS__AUTH_PER_IP": "1000000",
             "GENSTREAM_RATE_LIMITS__AUTH_PER_ACCOUNT": "1000000",
-            "GENSTREAM_PROCESSORS_CATALOG": str(catalog),
+            "GENSTREAM_CATALOG": str(catalog),
             "GENSTREAM_PROCESSORS_DATA_DIR": str(self.var_dir / "processors"),
             "GENSTREAM_PROCESSORS_SESSION_TIMEOUT_S": "6",
             "GENSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
