@@ -37,6 +37,8 @@ class KeyOwner:
     user_id: uuid.UUID
     plan: str
     api_key_id: uuid.UUID
+    daily_credit_cap: int | None = None
+    """Set when the key was made and never changed after, so it is safe to keep here."""
 
 
 class ApiKeyCache:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth.api_keys import api_key_user, looks_like_api_key
@@ -22,7 +23,7 @@ from api.auth.sessions import session_user
 from api.auth.tokens import InvalidTokenError, digest, verify_access_token
 from api.deps import SessionDep, SettingsDep
 from api.problems import Problem
-from genstream.db.models import User
+from genstream.db.models import ApiKey, User
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -47,6 +48,8 @@ class Caller:
     plan: str
     api_key_id: uuid.UUID | None
     """The API key the call came with; ``None`` for an access token."""
+    daily_credit_cap: int | None = None
+    """The key's spend cap (credits a day); ``None`` without a key or a cap."""
 
 
 def unauthorized(detail: str, *, error: str | None = "invalid_token") -> Problem:
@@ -108,16 +111,22 @@ async def current_caller(
         # A session of its own: the lookup may outlive the request that started it.
         async with sessions() as db:
             found = await api_key_user(db, token)
-        if found is None:
-            return None
-        user, key_id = found
-        return KeyOwner(user_id=user.id, plan=user.plan, api_key_id=key_id)
+            if found is None:
+                return None
+            user, key_id = found
+            cap = await db.scalar(select(ApiKey.daily_credit_cap).where(ApiKey.id == key_id))
+        return KeyOwner(user_id=user.id, plan=user.plan, api_key_id=key_id, daily_credit_cap=cap)
 
     cache: ApiKeyCache = state.api_key_cache
     owner = await cache.owner(digest(token), lookup)
     if owner is None:
         raise unauthorized("invalid or revoked API key")
-    return Caller(user_id=owner.user_id, plan=owner.plan, api_key_id=owner.api_key_id)
+    return Caller(
+        user_id=owner.user_id,
+        plan=owner.plan,
+        api_key_id=owner.api_key_id,
+        daily_credit_cap=owner.daily_credit_cap,
+    )
 
 
 async def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> User:

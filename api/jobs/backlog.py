@@ -5,10 +5,11 @@ more wait their turn (the processors hold them, in order). Past both the process
 job; the API says so at once, from the read model, so that a client learns it from its
 ``POST`` rather than from the job's rejection a moment later.
 
-Each user's count is read at most once a ``ttl_s`` per process and counted up by the
-submissions the process makes meanwhile: the submission path stays free of a query per
-request, and the processors' refusal stays the exact bound (another process's submissions
-are seen at the next read).
+Each user's count is read at most once every ``ttl_s`` (10 s) per process and counted up by
+the submissions the process makes meanwhile: the submission path stays free of a query per
+request (a user submitting once a second would otherwise ask at every one), and the
+processors' refusal stays the exact bound. Between reads the count only grows, so a user is
+refused at most ``ttl_s`` longer than the bound says, never let past it by this process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from contracts import TERMINAL_STATUSES, JobStatus, Plan, load_catalog
 __all__ = ["OpenJobs", "open_jobs"]
 
 RETRY_AFTER_S: Final = 10
+"""As long as a count is kept: after it, the count is read again."""
 """What a refused client is told to wait: the user's own jobs end at their own pace."""
 
 _UNFINISHED: Final = sorted(s.value for s in JobStatus if s not in TERMINAL_STATUSES)
@@ -36,7 +38,7 @@ _COUNT = text(
 
 
 class OpenJobs:
-    def __init__(self, *, ttl_s: float = 1.0, users: int = 100_000) -> None:
+    def __init__(self, *, ttl_s: float = 10.0, users: int = 100_000) -> None:
         self._ttl_s = ttl_s
         self._users = users
         self._counts: OrderedDict[uuid.UUID, tuple[float, int]] = OrderedDict()

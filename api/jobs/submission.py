@@ -207,8 +207,9 @@ async def _within_spend_cap(
     request: JobRequest,
     media: MediaInfo | None,
 ) -> int | None:
-    """The job's quote, for a caller with an API key (whose cap counts it); 429 past it."""
-    if caller.api_key_id is None:
+    """The job's quote, for a caller with an API key that has a cap (which counts it); 429
+    past it. Keys without a cap ask nothing: the submission path stays free of queries."""
+    if caller.api_key_id is None or caller.daily_credit_cap is None:
         return None
     cost = quote(request.job_type, request.job_input, media)
     await check_spend_cap(sessions, api_key_id=caller.api_key_id, cost=cost)
