@@ -162,7 +162,8 @@ async def test_a_revoked_key_stops_within_the_bound_where_nobody_announced_it(
         jobs_api(settings, api_engine, producer) as here,
         jobs_api(settings, api_engine, producer) as elsewhere,
     ):
-        alice = await sign_up(here, api_engine)
+        # PRO: the loop below submits until refused, more jobs than FREE lets a user have.
+        alice = await sign_up(here, api_engine, plan="PRO")
         key_id, key = await _api_key(here, alice.headers)
         for api in (here, elsewhere):
             accepted = await api.post("/v1/jobs", json=SYNTHETIC, headers=bearer(key))
