@@ -4,10 +4,10 @@
 source "$(dirname "$0")/../infra/lib.sh"
 
 stamp="$GENSTREAM_VENV/.genstream-bench-installed"
-hash=$(sha256sum "$GENSTREAM_ROOT/pyproject.toml" | cut -c1-16)
+hash=$(cat "$GENSTREAM_ROOT/pyproject.toml" "$GENSTREAM_ROOT/infra/deploy/constraints.txt" | sha256sum | cut -c1-16)
 if [[ ! -f $stamp || $(cat "$stamp") != "$hash" ]]; then
   log "bench: installing the bench extra (celery[redis], redis, py-spy)"
-  "$(python_bin)" -m pip install -q -e "$GENSTREAM_ROOT[bench]" >"$GENSTREAM_LOG_DIR/pip-bench.log" 2>&1 \
+  "$(python_bin)" -m pip install -q -c "$GENSTREAM_ROOT/infra/deploy/constraints.txt" -e "$GENSTREAM_ROOT[bench]" >"$GENSTREAM_LOG_DIR/pip-bench.log" 2>&1 \
     || die_with_log "$GENSTREAM_LOG_DIR/pip-bench.log" "installing the bench extra failed"
   echo "$hash" >"$stamp"
 fi

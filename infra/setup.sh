@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 setup_python() {
   need_cmd python3 "install Python 3.11 or newer"
   local stamp="$GENSTREAM_VENV/.genstream-installed" hash
-  hash=$(sha256sum "$GENSTREAM_ROOT/pyproject.toml" | cut -c1-16)
+  hash=$(cat "$GENSTREAM_ROOT/pyproject.toml" "$GENSTREAM_ROOT/infra/deploy/constraints.txt" | sha256sum | cut -c1-16)
   if [[ -f $stamp && $(cat "$stamp") == "$hash" ]]; then
     return 0
   fi

@@ -15,4 +15,4 @@ target=$source
 [[ -n $extras ]] && target="$source[$extras]"
 
 "$python" -m pip install -q --upgrade pip
-"$python" -m pip install -q "${editable[@]}" "$target"
+"$python" -m pip install -q -c "$source/infra/deploy/constraints.txt" "${editable[@]}" "$target"
