@@ -27,6 +27,7 @@ from bench.workloads import (
     run_priority,
     run_submit,
 )
+from genstream.tracing import tracing_setting
 
 __all__ = ["run_benchmark"]
 
@@ -205,7 +206,12 @@ def run_benchmark(config: BenchConfig, *, out: Path, only: set[str] | None = Non
         "logging costs the brokers CPU: compare cpu_ms_per_job.kafka only between runs without.",
     ]
     document = build_document(
-        config={**config.as_dict(), "run_id": run_id, "logs": str(run_dir)},
+        config={
+            **config.as_dict(),
+            "run_id": run_id,
+            "logs": str(run_dir),
+            "tracing": tracing_setting(),
+        },
         machine=machine,
         ours=ours,
         peer=peer,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from genstream.deadletter_commands import add_deadletter_commands
 from genstream.settings import StackSettings
 
 
@@ -39,16 +40,6 @@ def _demo(args: argparse.Namespace) -> int:
     from genstream.demo import run_demo
 
     return run_demo(args.api_url, timeout_s=args.timeout)
-
-
-def _redrive(args: argparse.Namespace) -> int:
-    from genstream.redrive import redrive
-
-    report = redrive(StackSettings().kafka, only_topic=args.topic, idle_s=args.idle)
-    for topic, count in sorted(report.redriven.items()):
-        print(f"{topic}: {count} record(s) sent back")
-    print(f"{sum(report.redriven.values())} redriven, {report.skipped} left parked")
-    return 0
 
 
 def _instant(text: str) -> datetime:
@@ -213,15 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--api-url", default="http://127.0.0.1:8000", help="the running API")
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for both")
     demo.set_defaults(handler=_demo)
-    deadletter = commands.add_parser("deadletter", help="parked records").add_subparsers(
-        dest="deadletter_command", required=True
-    )
-    again = deadletter.add_parser("redrive", help="send parked records back to their topics")
-    again.add_argument("--topic", help="only records that came from this topic")
-    again.add_argument(
-        "--idle", type=float, default=2.0, help="stop after this long without records"
-    )
-    again.set_defaults(handler=_redrive)
+    add_deadletter_commands(commands)
     replay = commands.add_parser("replay", help="the event log, replayed").add_subparsers(
         dest="replay_command", required=True
     )

@@ -16,12 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from confluent_kafka import (
-    Consumer,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, func, select
@@ -32,7 +27,7 @@ from contracts.enums import Plan
 from genstream.db.models import CreditBalance, Job
 from genstream.kafka import KafkaSettings
 from genstream.kafka.offsets import EARLIEST, LATEST, committed_offsets, partition_offsets
-from genstream.kafka.records import record_headers
+from genstream.kafka.parked import dead_letter_reason, read_parked
 
 __all__ = [
     "DEFAULT_SERVICES",
@@ -201,18 +196,6 @@ def probe_services(services: Mapping[str, str], *, timeout_s: float) -> list[Ser
         return list(pool.map(probe, services.items()))
 
 
-def dead_letter_reason(error: str) -> str:
-    """The reason a record was parked, from its ``dlq.error`` header (``Type: message``).
-
-    A failed job is parked as ``JobFailure: <error code>: <message>``: its error code is the
-    reason. Anything else is named by the exception type that refused it.
-    """
-    kind, _, rest = error.partition(": ")
-    if kind == "JobFailure" and rest:
-        return rest.partition(": ")[0] or kind
-    return kind or "unknown"
-
-
 def read_kafka(
     settings: KafkaSettings,
     scope: StatusScope,
@@ -301,64 +284,23 @@ def _dead_letters(
 ) -> list[DeadLetterCount]:
     """Records parked in the last hour, by reason and source topic, read with no group."""
     now = now or datetime.now(UTC)
-    since_ms = int((now - _DEAD_LETTER_WINDOW).timestamp() * 1000)
-    consumer = Consumer(
-        settings.librdkafka(
-            "status",
-            # Positions are assigned and nothing is committed, so the group is never joined;
-            # it is the one whose principal may read the dead-letter topic (redrive's).
-            **{"group.id": "genstream-redrive", "enable.auto.commit": "false"},
-        )
-    )
     counts: Counter[tuple[str, str]] = Counter()
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return []
-        wanted = [TopicPartition(topic, p, since_ms) for p in metadata.partitions]
-        starts = consumer.offsets_for_times(wanted, timeout=timeout_s)
-        ends = {}
-        for tp in starts:
-            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            if tp.offset >= 0 and tp.offset < high:
-                ends[tp.partition] = high
-        if not ends:
-            return []
-        wanted_from = [tp for tp in starts if tp.partition in ends]
-        consumer.assign(wanted_from)
-        # Asked for no more than are there: consume() waits out its timeout for a batch it
-        # cannot fill.
-        left = min(
-            _DEAD_LETTERS_READ_AT_MOST, sum(ends[tp.partition] - tp.offset for tp in wanted_from)
+        parked = read_parked(
+            settings,
+            topic,
+            since=now - _DEAD_LETTER_WINDOW,
+            timeout_s=timeout_s,
+            at_most=_DEAD_LETTERS_READ_AT_MOST,
         )
-        read = 0
-        while ends and read < left:
-            batch = consumer.consume(min(500, left - read), timeout=timeout_s)
-            if not batch:
-                break
-            for message in batch:
-                partition, offset = message.partition(), message.offset()
-                if message.error() is not None or partition is None or offset is None:
-                    continue
-                read += 1
-                counts[_parked_as(message)] += 1
-                if offset + 1 >= ends.get(partition, 0):
-                    ends.pop(partition, None)
-    except KafkaException:
+        for record in parked:
+            counts[(record.reason, record.origin)] += 1
+    except (KafkaException, TimeoutError):
         pass
-    finally:
-        consumer.close()
     return [
         DeadLetterCount(reason=reason, topic=source, count=count)
         for (reason, source), count in sorted(counts.items(), key=lambda item: -item[1])
     ]
-
-
-def _parked_as(message: Message) -> tuple[str, str]:
-    headers = dict(record_headers(message))
-    error = headers.get("dlq.error", b"").decode(errors="replace")
-    source = headers.get("dlq.topic", b"").decode(errors="replace")
-    return dead_letter_reason(error), source
 
 
 def read_model_facts(connection: Connection, *, failures_shown: int = 10) -> ReadModelFacts:

@@ -26,8 +26,10 @@ setup_python() {
 }
 
 setup_kafka() {
-  local libs="$GENSTREAM_CACHE_DIR/kafka/$GENSTREAM_KAFKA_VERSION/libs"
-  if [[ -f $libs/.complete ]]; then
+  local libs="$GENSTREAM_CACHE_DIR/kafka/$GENSTREAM_KAFKA_VERSION/libs" hash
+  # The stamp holds the pom's hash: a jar added to the pom (the tools, say) is fetched next time.
+  hash=$(sha256sum "$GENSTREAM_ROOT/infra/kafka/pom.xml" | cut -c1-16)
+  if [[ -f $libs/.complete && $(cat "$libs/.complete") == "$hash" ]]; then
     return 0
   fi
   need_cmd java "Kafka needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
@@ -44,7 +46,8 @@ setup_kafka() {
     || die_with_log "$GENSTREAM_LOG_DIR/kafka-fetch.log" \
       "downloading Kafka $GENSTREAM_KAFKA_VERSION from Maven Central failed"
   [[ -f $libs/kafka_2.13-$GENSTREAM_KAFKA_VERSION.jar ]] || die "Kafka jars missing after download"
-  touch "$libs/.complete"
+  [[ -f $libs/kafka-tools-$GENSTREAM_KAFKA_VERSION.jar ]] || die "Kafka's tools jar missing after download"
+  echo "$hash" >"$libs/.complete"
 }
 
 setup_s3() {

@@ -44,6 +44,7 @@ from contracts import (
     new_traceparent,
 )
 from genstream.db.models import Job
+from genstream.job_requests import requested_envelope as job_requested
 from genstream.tracing import event_trace, tracer
 from producers import EventProducer
 
@@ -82,28 +83,8 @@ def _job_id() -> str:
 
 
 def requested_envelope(job: Job) -> Envelope[JobRequested]:
-    """The ``job.requested`` event of a job row; the same event each time it is built."""
-    data = JobRequested.model_validate(
-        {
-            "job_id": job.id,
-            "job_type": job.type,
-            "input": job.input,
-            "idempotency_key": job.idempotency_key,
-            "webhook_url": job.webhook_url,
-            "requested_at": job.created_at,
-            "media": job.media,
-            "metadata": job.metadata_,
-            "end_user": job.end_user,
-        }
-    )
-    return Envelope.wrap(
-        data,
-        user_id=str(job.user_id),
-        source=SOURCE,
-        event_id=job.event_id,
-        time=job.created_at,
-        trace=job.event_trace,
-    )
+    """The ``job.requested`` event of a job row, as the API emits it."""
+    return job_requested(job, source=SOURCE)
 
 
 async def submit(

@@ -45,6 +45,7 @@ from tests.polling import poll_until
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "infra" / "stack.sh"
 KAFKA = ROOT / "infra" / "kafka.sh"
+KAFKA_TOOLS = ROOT / "infra" / "kafka-tools.sh"
 THREE_BROKERS = "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
 
 
@@ -257,6 +258,21 @@ def test_three_brokers_let_each_principal_write_only_its_own_topics(
         assert delivered.topic == JOBS_REQUESTED.name
     with EventProducer(settings=_as(var_dir, "processors")) as processors:
         assert processors.send_and_wait(CREDITS_LEDGER, _granted(user)).offset >= 0
+
+
+def test_kafkas_own_tools_reach_the_secured_brokers_as_their_admin(
+    three_brokers: tuple[dict[str, str], Path],
+) -> None:
+    env, var_dir = three_brokers
+    described = _run(
+        KAFKA_TOOLS, "kafka-topics.sh", "--describe", "--topic", JOBS_REQUESTED.name, env=env
+    )
+    assert described.returncode == 0, described.stderr
+    summary = described.stdout.splitlines()[0]
+    assert f"PartitionCount: {JOBS_REQUESTED.partitions}" in summary
+    assert "ReplicationFactor: 3" in summary
+    # The client configuration with the admin's password lived only as long as the call.
+    assert list((var_dir / "run").glob("kafka-tools.*")) == []
 
 
 def test_three_brokers_refuse_bad_credentials(

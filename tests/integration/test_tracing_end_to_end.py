@@ -11,9 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,12 +21,17 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts import CreditsGranted, Envelope, Workload
-from genstream.kafka import delete_topics, ensure_topics
 from genstream.settings import StackSettings
-from gpu_consumers.topology import WorkerTopology
-from producers import EventProducer
 from stream_processors.topology import Topology
+from tests.integration.running_services import (
+    Namespace,
+    Processes,
+    answers,
+    free_port,
+    namespace_topics,
+    signed_up,
+    start_services,
+)
 from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,62 +44,13 @@ SERVICES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-class Processes:
-    """Child processes with their logs; all are stopped at the end, their logs shown on failure."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = (self._log_dir / f"{name}.log").open("ab")
-        self._children[name] = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-
-    def alive(self) -> str:
-        gone = [name for name, child in self._children.items() if child.poll() is not None]
-        return f"exited: {gone}" if gone else "all running"
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name} ---\n{path.read_text(errors='replace')[-2000:]}"
-            for path in sorted(self._log_dir.glob("*.log"))
-        )
-
-    def stop(self) -> None:
-        for child in self._children.values():
-            child.terminate()
-        for child in self._children.values():
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
-
-
 @pytest.fixture
 def jaeger(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A private Jaeger: (OTLP/HTTP endpoint, query URL)."""
     if not JAEGER.exists():
         pytest.fail("Jaeger is not built: run infra/setup.sh jaeger (make test does)")
     ports = {
-        name: str(_free_port()) for name in ("UI", "QUERY_GRPC", "OTLP_GRPC", "OTLP_HTTP", "HEALTH")
+        name: str(free_port()) for name in ("UI", "QUERY_GRPC", "OTLP_GRPC", "OTLP_HTTP", "HEALTH")
     }
     env = {
         **os.environ,
@@ -115,7 +69,7 @@ def jaeger(tmp_path: Path) -> Iterator[tuple[str, str]]:
     query = f"http://127.0.0.1:{ports['UI']}"
     try:
         poll_until(
-            lambda: _answers(f"{query}/api/services"), timeout_s=20, what="Jaeger's query API"
+            lambda: answers(f"{query}/api/services"), timeout_s=20, what="Jaeger's query API"
         )
         yield f"http://127.0.0.1:{ports['OTLP_HTTP']}", query
     finally:
@@ -169,21 +123,16 @@ def test_a_job_is_one_trace_across_the_services(
 ) -> None:
     otlp, query = jaeger
     prefix = f"test.{unique}."
-    processors = Topology(prefix=prefix)
-    workers = WorkerTopology(Workload.SYNTHETIC, prefix=prefix)
-    topics = list(
-        {spec.name: spec for spec in [*processors.all_topics, *workers.all_topics]}.values()
-    )
-    ensure_topics(stack.kafka, topics)
-    api_port = _free_port()
+    api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
     children = Processes(tmp_path)
     try:
         with ExitStack() as cleanup:
-            cleanup.callback(delete_topics, stack.kafka, [spec.name for spec in topics])
+            processors, _ = cleanup.enter_context(namespace_topics(stack, prefix))
             cleanup.callback(children.stop)
-            _start_services(children, otlp, prefix, unique, pg_schema[1], api_port, tmp_path)
-            poll_until(lambda: _answers(f"{api}/healthz"), timeout_s=60, what=children.alive)
+            space = Namespace(prefix, unique, pg_schema[1], api_port, tmp_path)
+            start_services(children, space, _service_env(otlp))
+            poll_until(lambda: answers(f"{api}/healthz"), timeout_s=60, what=children.alive)
             trace_id, job_id, answer_trace = _submit(api, stack, processors, children)
             # The caller's trace is honoured, and the answer names the API's span in it.
             assert answer_trace.startswith(f"00-{trace_id}-")
@@ -206,81 +155,11 @@ def test_a_job_is_one_trace_across_the_services(
         raise
 
 
-def _start_services(
-    children: Processes, otlp: str, prefix: str, unique: str, schema: str, api_port: int, logs: Path
-) -> None:
-    python = sys.executable
-    children.start(
-        "processors",
-        [python, "-m", "stream_processors.main"],
-        _service_env(
-            otlp,
-            GENSTREAM_PROCESSORS_APP_ID=f"test-processors-{unique}",
-            GENSTREAM_PROCESSORS_TOPIC_PREFIX=prefix,
-            GENSTREAM_PROCESSORS_DATA_DIR=str(logs / "processors"),
-        ),
-    )
-    children.start(
-        "worker",
-        [python, "-m", "gpu_consumers.main"],
-        _service_env(
-            otlp,
-            GENSTREAM_WORKER_WORKLOAD="synthetic",
-            GENSTREAM_WORKER_ID=f"w-{unique}",
-            GENSTREAM_WORKER_TOPIC_PREFIX=prefix,
-            GENSTREAM_WORKER_WORK_DIR=str(logs / "work"),
-            GENSTREAM_WORKER_DEVICE="cpu",
-            GENSTREAM_WORKER_RUN_RETRY_RELAY="false",
-        ),
-    )
-    children.start(
-        "projection",
-        [python, "-m", "api.projection.main"],
-        _service_env(
-            otlp,
-            GENSTREAM_PROJECTION_GROUP=f"test-projection-{unique}",
-            GENSTREAM_PROJECTION_TOPIC_PREFIX=prefix,
-            GENSTREAM_PROJECTION_PG_SCHEMA=schema,
-        ),
-    )
-    children.start(
-        "api",
-        [python, "-c", "from api.main import main; main()"],
-        _service_env(
-            otlp,
-            # libpq reads it: the API's connections use the test's schema.
-            PGOPTIONS=f"-csearch_path={schema}",
-            GENSTREAM_API__PORT=str(api_port),
-            GENSTREAM_JOBS__REQUESTED_TOPIC=f"{prefix}jobs.requested",
-            GENSTREAM_JOBS__SYNTHETIC_ENABLED="true",
-        ),
-    )
-
-
 def _submit(
     api: str, stack: StackSettings, topology: Topology, children: Processes
 ) -> tuple[str, str, str]:
-    email = f"trace-{uuid.uuid4().hex[:10]}@example.com"
-    password = "a long enough password"
     with httpx.Client(base_url=api, timeout=30) as client:
-        assert (
-            client.post(
-                "/v1/auth/register", json={"email": email, "password": password}
-            ).status_code
-            == 202
-        )
-        token = client.post("/v1/auth/token", data={"username": email, "password": password}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        user_id = client.get("/v1/me", headers=headers).json()["id"]
-        # The sign-up grant travels through the outbox relay, which this test does not run.
-        producer = EventProducer(settings=stack.kafka)
-        try:
-            grant = CreditsGranted(amount=100, reason="test", idempotency_key=f"grant:{user_id}")
-            producer.send_and_wait(
-                topology.ledger, Envelope.wrap(grant, user_id=user_id, source="genstream/tests")
-            )
-        finally:
-            producer.close()
+        headers, _ = signed_up(client, stack, topology, credits=100)
         trace_id = uuid.uuid4().hex
         caller_span = uuid.uuid4().hex[:16]
         submitted = client.post(

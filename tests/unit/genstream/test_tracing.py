@@ -13,7 +13,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts import TraceParent
 from genstream.logs import JsonFormatter
-from genstream.tracing import event_trace, parent_from, span_from, tracing_enabled
+from genstream.tracing import (
+    event_trace,
+    parent_from,
+    span_from,
+    tracing_enabled,
+    tracing_setting,
+)
 
 CAUSE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -81,6 +87,19 @@ def test_tracing_needs_an_endpoint_and_can_be_switched_off(monkeypatch: pytest.M
     assert tracing_enabled()
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not tracing_enabled()
+
+
+def test_the_setting_names_the_sampler_in_effect(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER_ARG", raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert tracing_setting() == "parentbased_always_on"
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.1")
+    assert tracing_setting() == "parentbased_traceidratio:0.1"
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert tracing_setting() == "off"
 
 
 def test_logs_inside_a_span_carry_its_trace_and_span_ids(
