@@ -39,6 +39,11 @@ program is missing here fails the tests: add its class, then the chart."""
 JOBS: dict[str, type[BaseSettings]] = {"migrations": StackSettings, "bootstrap": StackSettings}
 """The chart's Jobs (by component) and the settings of the genstream code they run."""
 
+TRACING_ENV = frozenset(
+    {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
+)
+"""The OpenTelemetry SDK's own variables, which every service reads (genstream/tracing.py)."""
+
 LOCAL_ONLY = frozenset({"GENSTREAM_WEBHOOKS__ALLOW_LOOPBACK"})
 """Settings infra/services.sh gives a service for the one-machine stack only: webhooks to
 loopback are how the local demo receives them, and never allowed on a cluster."""

@@ -122,11 +122,34 @@ def test_each_container_sets_only_what_its_service_reads_and_secrets_stay_secret
         for manifest in of_kind(manifests, kind):
             model = models[component(manifest)]
             for container in containers(manifest):
-                readable = expected.settings_env(model)
-                assert env_names(container) - set(readable) == set(), component(manifest)
+                readable = {*expected.settings_env(model), *expected.TRACING_ENV}
+                assert env_names(container) - readable == set(), component(manifest)
                 for entry in container.get("env", []):
                     if entry["name"] in secret_names:
                         assert "secretKeyRef" in entry.get("valueFrom", {}), entry
+
+
+def test_tracing_is_off_unless_an_endpoint_is_given_then_every_service_samples() -> None:
+    def tracing(manifests: tuple[dict[str, Any], ...]) -> dict[str, dict[str, str | None]]:
+        return {
+            component(manifest): {name: env_value(c, name) for name in expected.TRACING_ENV}
+            for manifest in of_kind(manifests, "Deployment")
+            for c in containers(manifest)
+        }
+
+    assert all(set(values.values()) == {None} for values in tracing(render("production")).values())
+    endpoint = "http://jaeger-collector.observability:4318"
+    traced = tracing(render("production", (*EVERY_WORKER, f"tracing.endpoint={endpoint}")))
+    assert {"api", "processors", "projection", "worker-image"} <= set(traced)
+    assert all(
+        values
+        == {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        }
+        for values in traced.values()
+    ), traced
 
 
 def test_the_api_probes_and_serves_where_the_code_listens() -> None:

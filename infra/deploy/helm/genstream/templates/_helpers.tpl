@@ -95,6 +95,18 @@ for a run that does not talk to Kafka). */}}
       name: {{ printf "%s%s" .root.Values.kafka.credentials.secretPrefix .principal }}
       key: password
 {{- end }}
+{{- with .root.Values.tracing }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+{{- if .ratio }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .ratio | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $name, $value := .env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
