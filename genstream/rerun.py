@@ -14,9 +14,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,15 @@ from genstream.job_requests import requested_envelope
 from genstream.tracing import event_trace
 from producers import EventProducer
 
-__all__ = ["RERUN_KEY_PREFIX", "RERUN_SOURCE", "Rerun", "rerun_failed", "rerun_key"]
+__all__ = [
+    "RERUN_KEY_PREFIX",
+    "RERUN_SOURCE",
+    "Rerun",
+    "claim_rerun",
+    "mark_emitted",
+    "rerun_failed",
+    "rerun_key",
+]
 
 RERUN_KEY_PREFIX: Final = "rerun:"
 RERUN_SOURCE: Final = "genstream/rerun"
@@ -49,28 +57,41 @@ class Rerun:
     """The re-run's id, for ``created`` and ``existing``."""
 
 
-def rerun_failed(
-    engine: Engine,
-    producer: EventProducer,
-    job_id: str,
-    *,
-    topic: TopicSpec = JOBS_REQUESTED,
-    timeout_s: float = 30.0,
-) -> Rerun:
-    """Makes (or finds) the re-run of the failed job ``job_id`` and has its request acknowledged.
-
-    Raises ``DeliveryError`` when the broker does not acknowledge the request; asking again
-    sends the same event, which consumers deduplicate on its id.
-    """
-    with Session(engine, expire_on_commit=False) as session:
+def claim_rerun(connection: Connection, job_id: str) -> tuple[Rerun, Job | None]:
+    """Makes (or finds) the re-run row of the failed job ``job_id`` on ``connection``, whose
+    caller commits; the row comes back when its ``job.requested`` was never acknowledged
+    (send it, then ``mark_emitted``), ``None`` when it was or when there is no re-run."""
+    if not connection.in_transaction():
+        # Begun here, not by the session, which would roll back what it began when it closes.
+        connection.begin()
+    with Session(bind=connection, expire_on_commit=False) as session:
         failed = session.get(Job, job_id)
-    if failed is None:
-        return Rerun(original=job_id, how="unknown")
-    if failed.status != JobStatus.FAILED.value:
-        return Rerun(original=job_id, how="not_failed")
-    key = rerun_key(job_id)
+        if failed is None:
+            return Rerun(original=job_id, how="unknown"), None
+        if failed.status != JobStatus.FAILED.value:
+            return Rerun(original=job_id, how="not_failed"), None
+        key = rerun_key(job_id)
+        made = session.execute(
+            insert(_JOBS)
+            .values(_rerun_row(failed, key))
+            .on_conflict_do_nothing(constraint="uq_jobs_user_idempotency_key")
+            .returning(_JOBS.c.id)
+        ).scalar_one_or_none()
+        rerun = session.scalars(
+            select(Job).where(Job.user_id == failed.user_id, Job.idempotency_key == key)
+        ).one()
+    outcome = Rerun(original=job_id, how="created" if made else "existing", job_id=rerun.id)
+    return outcome, rerun if rerun.emitted_at is None else None
+
+
+def mark_emitted(connection: Connection, job_id: str) -> None:
+    """Records that the broker acknowledged the re-run's ``job.requested``."""
+    connection.execute(update(Job).where(Job.id == job_id).values(emitted_at=datetime.now(UTC)))
+
+
+def _rerun_row(failed: Job, key: str) -> dict[str, Any]:
     now = datetime.now(UTC)
-    row = {
+    return {
         "id": f"job_{uuid.uuid4().hex}",
         "user_id": failed.user_id,
         "type": failed.type,
@@ -90,22 +111,27 @@ def rerun_failed(
         "api_key_id": failed.api_key_id,
         "credits_quoted": failed.credits_quoted,
     }
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        made = session.execute(
-            insert(_JOBS)
-            .values(row)
-            .on_conflict_do_nothing(constraint="uq_jobs_user_idempotency_key")
-            .returning(_JOBS.c.id)
-        ).scalar_one_or_none()
-        rerun = session.scalars(
-            select(Job).where(Job.user_id == failed.user_id, Job.idempotency_key == key)
-        ).one()
-    if rerun.emitted_at is None:
+
+
+def rerun_failed(
+    engine: Engine,
+    producer: EventProducer,
+    job_id: str,
+    *,
+    topic: TopicSpec = JOBS_REQUESTED,
+    timeout_s: float = 30.0,
+) -> Rerun:
+    """Makes (or finds) the re-run of the failed job ``job_id`` and has its request acknowledged.
+
+    Raises ``DeliveryError`` when the broker does not acknowledge the request; asking again
+    sends the same event, which consumers deduplicate on its id.
+    """
+    with engine.begin() as connection:
+        outcome, unsent = claim_rerun(connection, job_id)
+    if unsent is not None:
         producer.send_and_wait(
-            topic, requested_envelope(rerun, source=RERUN_SOURCE), timeout_s=timeout_s
+            topic, requested_envelope(unsent, source=RERUN_SOURCE), timeout_s=timeout_s
         )
         with engine.begin() as connection:
-            connection.execute(
-                update(Job).where(Job.id == rerun.id).values(emitted_at=datetime.now(UTC))
-            )
-    return Rerun(original=job_id, how="created" if made else "existing", job_id=rerun.id)
+            mark_emitted(connection, unsent.id)
+    return outcome

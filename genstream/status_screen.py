@@ -67,6 +67,26 @@ def render_status(status: StatusSnapshot) -> str:
         for entry in status.dead_letters_last_hour
     ]
     lines.append("")
+    ended = status.finished_last_hour
+    completed, failed = sum(m.completed for m in ended), sum(m.failed for m in ended)
+    other = sum(m.other for m in ended)
+    lines.append(
+        f"ended in the last hour: {completed} completed, {failed} failed, {other} other"
+        + (
+            f" (busiest minute {max(m.completed + m.failed + m.other for m in ended)})"
+            if ended
+            else ""
+        )
+    )
+    lines.append("")
+    lines.append(f"workers running jobs: {len(status.workers)}")
+    for worker in status.workers:
+        since = f"{worker.oldest_started_at:%H:%M:%S}" if worker.oldest_started_at else "?"
+        lines.append(
+            f"  {worker.worker_id:28} {worker.running:>4} running  {','.join(worker.job_types):24} "
+            f"since {since}  {' '.join(worker.job_ids[:3])}"
+        )
+    lines.append("")
     lines.append(f"last failures: {len(status.recent_failures)}")
     for failure in status.recent_failures:
         when = f"{failure.finished_at:%H:%M:%S}" if failure.finished_at else "?"

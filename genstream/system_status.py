@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -32,6 +32,7 @@ from genstream.kafka.parked import dead_letter_reason, read_parked
 __all__ = [
     "DEFAULT_SERVICES",
     "DeadLetterCount",
+    "FinishedMinute",
     "GroupState",
     "KafkaFacts",
     "PartitionLag",
@@ -41,6 +42,7 @@ __all__ = [
     "StatusScope",
     "StatusSnapshot",
     "TierState",
+    "WorkerActivity",
     "collect_status",
     "dead_letter_end",
     "dead_letter_reason",
@@ -53,6 +55,9 @@ __all__ = [
 
 _DEAD_LETTER_WINDOW: Final = timedelta(hours=1)
 _DEAD_LETTERS_READ_AT_MOST: Final = 20_000
+_FINISHED_WINDOW: Final = timedelta(hours=1)
+_RUNNING_READ_AT_MOST: Final = 2_000
+_JOBS_SHOWN_PER_WORKER: Final = 5
 
 
 class _Model(BaseModel):
@@ -111,6 +116,27 @@ class RecentFailure(_Model):
     finished_at: datetime | None
 
 
+class FinishedMinute(_Model):
+    """Jobs that ended within one minute, by how."""
+
+    minute: datetime
+    completed: int
+    failed: int
+    other: int
+    """Cancelled, expired or rejected."""
+
+
+class WorkerActivity(_Model):
+    """A worker the read model has running jobs for, and what it runs."""
+
+    worker_id: str
+    running: int
+    job_types: list[str]
+    job_ids: list[str]
+    """The first few of its running jobs, longest running first."""
+    oldest_started_at: datetime | None
+
+
 class StatusSnapshot(_Model):
     taken_at: datetime
     healthy: bool
@@ -124,6 +150,11 @@ class StatusSnapshot(_Model):
     reserved_credits: int
     """Credits held for jobs that have not ended, over every account (the read model's sum)."""
     accounts_with_reservations: int
+    finished_last_hour: list[FinishedMinute] = []
+    """Throughput and failures: the jobs that ended in each minute of the last hour that had
+    any, oldest first."""
+    workers: list[WorkerActivity] = []
+    """Each worker with running jobs, busiest first."""
 
 
 class KafkaFacts(_Model):
@@ -139,6 +170,8 @@ class ReadModelFacts(_Model):
     recent_failures: list[RecentFailure]
     reserved_credits: int
     accounts_with_reservations: int
+    finished_last_hour: list[FinishedMinute] = []
+    workers: list[WorkerActivity] = []
 
 
 DEFAULT_SERVICES: Final[Mapping[str, str]] = {
@@ -303,8 +336,15 @@ def _dead_letters(
     ]
 
 
-def read_model_facts(connection: Connection, *, failures_shown: int = 10) -> ReadModelFacts:
-    """What the read model says: queued jobs' oldest waits, the last failures, held credits.
+def read_model_facts(
+    connection: Connection,
+    *,
+    failures_shown: int = 10,
+    now: datetime | None = None,
+    running_read_at_most: int = _RUNNING_READ_AT_MOST,
+) -> ReadModelFacts:
+    """What the read model says: queued jobs' oldest waits, the last failures, held credits,
+    the last hour's ends by minute and what each worker runs.
 
     A plain ``Connection``: the API passes its async engine's through ``run_sync``.
     """
@@ -347,7 +387,50 @@ def read_model_facts(connection: Connection, *, failures_shown: int = 10) -> Rea
         ],
         reserved_credits=int(reserved),
         accounts_with_reservations=int(holders),
+        finished_last_hour=_finished_by_minute(connection, now or datetime.now(UTC)),
+        workers=_workers(connection, running_read_at_most),
     )
+
+
+def _finished_by_minute(connection: Connection, now: datetime) -> list[FinishedMinute]:
+    minute = func.date_trunc("minute", Job.finished_at)
+    counted = connection.execute(
+        select(minute, Job.status, func.count())
+        .where(Job.finished_at >= now - _FINISHED_WINDOW)
+        .group_by(minute, Job.status)
+    )
+    by_minute: dict[datetime, dict[str, int]] = {}
+    for at, status, count in counted:
+        how = status if status in (JobStatus.COMPLETED.value, JobStatus.FAILED.value) else "other"
+        slot = by_minute.setdefault(at, {"completed": 0, "failed": 0, "other": 0})
+        slot[how] += int(count)
+    return [
+        FinishedMinute(minute=at.astimezone(UTC), **counts)
+        for at, counts in sorted(by_minute.items())
+    ]
+
+
+def _workers(connection: Connection, at_most: int) -> list[WorkerActivity]:
+    running = connection.execute(
+        select(Job.worker_id, Job.type, Job.id, Job.started_at)
+        .where(Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None))
+        .order_by(Job.started_at.asc().nulls_last())
+        .limit(at_most)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for worker_id, job_type, job_id, started in running:
+        if worker_id is None:
+            continue
+        seen = found.setdefault(
+            worker_id, {"running": 0, "job_types": [], "job_ids": [], "oldest_started_at": started}
+        )
+        seen["running"] += 1
+        if job_type not in seen["job_types"]:
+            seen["job_types"].append(job_type)
+        if len(seen["job_ids"]) < _JOBS_SHOWN_PER_WORKER:
+            seen["job_ids"].append(job_id)
+    workers = [WorkerActivity(worker_id=worker, **facts) for worker, facts in found.items()]
+    return sorted(workers, key=lambda worker: (-worker.running, worker.worker_id))
 
 
 def dead_letter_end(settings: KafkaSettings, scope: StatusScope) -> int | None:
@@ -418,6 +501,8 @@ def snapshot(
         recent_failures=read_model.recent_failures,
         reserved_credits=read_model.reserved_credits,
         accounts_with_reservations=read_model.accounts_with_reservations,
+        finished_last_hour=read_model.finished_last_hour,
+        workers=read_model.workers,
     )
 
 

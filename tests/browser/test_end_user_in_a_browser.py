@@ -18,6 +18,7 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.browser.pipeline import ROOT, Pipeline
+from tests.integration.api.lifecycle import Story, add_job, project
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
@@ -220,6 +221,11 @@ def test_an_operator_opens_the_operator_page(
     expect(page.get_by_role("link", name="Operator")).to_have_count(0)
     page.close()
     pipeline.make_admin(session.email)
+    # A job of the user's that failed, as the projection records it: the page offers a re-run.
+    owner = pipeline.user_id(session.email)
+    failed = add_job(pipeline.engine, owner)
+    story = Story(owner, failed)
+    project(pipeline.engine, [story.accepted(), story.queued(), story.started(), story.failed()])
     page = desktop.new_page()
     page.goto(f"{pipeline.url}/playground")
     page.get_by_role("link", name="Operator").click()
@@ -233,7 +239,11 @@ def test_an_operator_opens_the_operator_page(
     expect(tiers.get_by_role("row").filter(has_text="image")).to_have_count(3)
     expect(page.get_by_role("img", name="Consumer-group lag over the last hour")).to_be_visible()
     expect(page.locator(".chart canvas").first).to_be_attached()
+    expect(page.get_by_role("img", name="Jobs ended a minute over the last hour")).to_be_visible()
     _shot(page, screenshots, "09-operator")
+    page.get_by_role("button", name=f"Re-run job {failed}").click()
+    expect(page.get_by_test_id("rerun-result")).to_have_text(re.compile(r"^re-run as job_"))
+    _shot(page, screenshots, "09b-operator-rerun")
 
 
 def _weigh(page: Page, url: str) -> tuple[dict[str, int], list[str]]:

@@ -127,4 +127,20 @@ export interface StatusSnapshot {
   }[];
   reserved_credits: number;
   accounts_with_reservations: number;
+  /** Jobs that ended in each minute of the last hour that had any, oldest first. */
+  finished_last_hour?: { minute: string; completed: number; failed: number; other: number }[];
+  /** Each worker with running jobs, busiest first. */
+  workers?: {
+    worker_id: string;
+    running: number;
+    job_types: string[];
+    job_ids: string[];
+    oldest_started_at: string | null;
+  }[];
+}
+
+export interface Rerun {
+  job_id: string;
+  rerun_job_id: string;
+  created: boolean;
 }

@@ -178,9 +178,10 @@ OPERATORS: Final[dict[Route, dict[str, Any] | None]] = {
     ("GET", "/v1/admin/users"): None,
     ("PUT", "/v1/admin/users/{user_id}/plan"): {"plan": "PRO", "reason": "trial"},
     ("POST", "/v1/admin/users/{user_id}/credits"): {"amount": 5, "reason": "sorry"},
+    ("POST", "/v1/admin/jobs/{job_id}/rerun"): None,
 }
-"""Operators' routes about any user: refused (403) to everyone but admins, whose id in the
-path is another user's by design. The body each is called with."""
+"""Operators' routes about any user or job: refused (403) to everyone but admins, whose id in
+the path is another user's (or job's) by design. The body each is called with."""
 
 OUTSIDE: Final[dict[Route, str]] = {
     ("GET", "/metrics"): "operators': a bearer token when one is set, off in production "
@@ -384,7 +385,7 @@ async def test_routes_without_ids_answer_for_the_caller_alone(world: World) -> N
 
 async def test_operators_routes_refuse_everyone_but_admins(world: World) -> None:
     for (method, template), body in OPERATORS.items():
-        path = template.replace("{user_id}", world.alice.id)
+        path = template.replace("{user_id}", world.alice.id).replace("{job_id}", "job_1")
         params = {"email": "someone@example.com"} if "{" not in template else None
         anonymous = await world.api.request(method, path, json=body, params=params)
         assert anonymous.status_code == 401, f"{method} {template}: {anonymous.text}"

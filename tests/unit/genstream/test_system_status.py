@@ -8,6 +8,7 @@ from contracts.catalog import load_catalog
 from genstream.status_screen import render_status
 from genstream.system_status import (
     DeadLetterCount,
+    FinishedMinute,
     GroupState,
     KafkaFacts,
     PartitionLag,
@@ -16,6 +17,7 @@ from genstream.system_status import (
     ServiceState,
     StatusScope,
     StatusSnapshot,
+    WorkerActivity,
     dead_letter_reason,
     snapshot,
 )
@@ -56,6 +58,19 @@ def _facts(**changes: object) -> tuple[KafkaFacts, ReadModelFacts]:
         ],
         reserved_credits=42,
         accounts_with_reservations=2,
+        finished_last_hour=[
+            FinishedMinute(minute=NOW - timedelta(minutes=2), completed=5, failed=1, other=0),
+            FinishedMinute(minute=NOW - timedelta(minutes=1), completed=7, failed=0, other=2),
+        ],
+        workers=[
+            WorkerActivity(
+                worker_id="w-image-1",
+                running=2,
+                job_types=["image.generate"],
+                job_ids=["job_7", "job_8"],
+                oldest_started_at=NOW - timedelta(seconds=30),
+            )
+        ],
     )
     return kafka.model_copy(update=changes), model
 
@@ -126,3 +141,8 @@ def test_the_screen_shows_every_section() -> None:
     assert "timeout" in screen
     assert "job_1" in screen
     assert "reserved credits: 42 (held by 2 account(s))" in screen
+    assert "ended in the last hour: 12 completed, 1 failed, 2 other (busiest minute 9)" in screen
+    assert "workers running jobs: 1" in screen
+    (worker,) = [line for line in screen.splitlines() if "w-image-1" in line]
+    assert worker.split()[:4] == ["w-image-1", "2", "running", "image.generate"]
+    assert "job_7 job_8" in worker

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, call } from "../api";
 import { Chart, type Series } from "../components/Chart";
 import { Table } from "../components/Table";
-import type { StatusSnapshot } from "../types";
+import type { Rerun, StatusSnapshot } from "../types";
 
 const EVERY_MS = 5000;
 const HOUR_S = 3600;
@@ -39,6 +39,32 @@ function seriesOf(samples: Sample[], pick: (s: Sample) => Record<string, number>
 function wait(seconds: number | null): string {
   if (seconds === null) return "—";
   return seconds < 120 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+}
+
+/** Re-runs a failed job (a new job, charged once) and says what became of it. */
+function RerunButton({ jobId }: { jobId: string }) {
+  const [state, setState] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const rerun = async () => {
+    setBusy(true);
+    try {
+      const done = await call<Rerun>(`/v1/admin/jobs/${encodeURIComponent(jobId)}/rerun`, { method: "POST" });
+      setState(done.created ? `re-run as ${done.rerun_job_id}` : `already re-run as ${done.rerun_job_id}`);
+    } catch (failure) {
+      setState((failure as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return state ? (
+    <span role="status" data-testid="rerun-result">
+      {state}
+    </span>
+  ) : (
+    <button type="button" onClick={() => void rerun()} disabled={busy} aria-label={`Re-run job ${jobId}`}>
+      Re-run
+    </button>
+  );
 }
 
 /** The system at a glance for operators (the admin role): what `genstream status` shows. */
@@ -81,6 +107,16 @@ export function Operator() {
   const times = useMemo(() => samples.map((s) => s.t), [samples]);
   const depth = useMemo(() => seriesOf(samples, (s) => s.depth), [samples]);
   const lag = useMemo(() => seriesOf(samples, (s) => s.lag), [samples]);
+  // The read model keeps its own hour of ends, so this chart is whole from the first load.
+  const ended = status?.finished_last_hour ?? [];
+  const endedTimes = useMemo(() => ended.map((m) => Date.parse(m.minute) / 1000), [ended]);
+  const throughput = useMemo(
+    () => [
+      { label: "completed a minute", values: ended.map((m) => m.completed) },
+      { label: "failed a minute", values: ended.map((m) => m.failed) },
+    ],
+    [ended],
+  );
   const dead = useMemo(() => [{ label: "dead letters, last hour", values: samples.map((s) => s.deadLetters) }], [samples]);
 
   if (forbidden) {
@@ -117,6 +153,7 @@ export function Operator() {
           <h2>Charts</h2>
           <p class="hint">Sampled every {EVERY_MS / 1000} s while this page is open, up to an hour.</p>
           <div class="charts">
+            <Chart title="Jobs ended a minute" times={endedTimes} series={throughput} />
             <Chart title="Queued jobs by workload" times={times} series={depth} />
             <Chart title="Consumer-group lag" times={times} series={lag} />
             <Chart title="Dead letters" times={times} series={dead} />
@@ -131,6 +168,21 @@ export function Operator() {
             columns={["Group", "State", "Members", "Lag"]}
             rows={status.groups.map((g) => [g.group, g.state, g.members, g.lag])}
           />
+          <h2>Workers</h2>
+          {(status.workers ?? []).length === 0 ? (
+            <p>No worker is running a job.</p>
+          ) : (
+            <Table
+              columns={["Worker", "Running", "Job types", "Since", "Jobs"]}
+              rows={(status.workers ?? []).map((w) => [
+                w.worker_id,
+                w.running,
+                w.job_types.join(", "),
+                w.oldest_started_at ? new Date(w.oldest_started_at).toLocaleTimeString() : "—",
+                w.job_ids.join(" "),
+              ])}
+            />
+          )}
           <h2>Services</h2>
           <ul class="services">
             {status.services.map((service) => (
@@ -150,19 +202,22 @@ export function Operator() {
             />
           )}
           <p class="hint">
-            Parked records go back to their topics with <code>genstream redrive [--topic TOPIC]</code>.
+            Failed jobs are re-run from the list below (a new job, charged once). Other parked records
+            are listed by <code>genstream deadletter list</code> and go back to their topics with{" "}
+            <code>genstream deadletter redrive [--topic TOPIC]</code>.
           </p>
           <h2>Latest failures</h2>
           {status.recent_failures.length === 0 ? (
             <p>None.</p>
           ) : (
             <Table
-              columns={["Job", "Type", "Error", "Ended"]}
+              columns={["Job", "Type", "Error", "Ended", "Re-run"]}
               rows={status.recent_failures.map((f) => [
                 f.job_id,
                 f.type,
                 f.error_code ?? f.error ?? "—",
                 f.finished_at ? new Date(f.finished_at).toLocaleString() : "—",
+                <RerunButton key={f.job_id} jobId={f.job_id} />,
               ])}
             />
           )}
