@@ -14,7 +14,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from contracts import DEADLETTER
+from contracts import (
+    DEADLETTER,
+    JOBS_REQUESTED,
+    Envelope,
+    TopicSpec,
+    encode,
+    kafka_headers,
+    partition_key,
+)
+from genstream.kafka.config import KafkaSettings
 from genstream.settings import StackSettings
 
 __all__ = ["add_deadletter_commands", "parse_since", "render_line"]
@@ -134,20 +143,42 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rerunner() -> Any:
+class _DurableSender:
+    """Sends one event at a time, idempotent and acknowledged by all in-sync replicas."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from confluent_kafka import Producer
+
+        self._producer = Producer(settings.producer_config("rerun"))
+
+    def send_and_wait(self, spec: TopicSpec, envelope: Envelope[Any], *, timeout_s: float) -> None:
+        self._producer.produce(
+            spec.name,
+            value=encode(envelope),
+            key=partition_key(envelope, spec),
+            headers=list[tuple[str, str | bytes | None]](kafka_headers(envelope)),
+        )
+        if self._producer.flush(timeout_s) != 0:
+            raise RuntimeError(f"{spec.name} did not acknowledge the re-run's request")
+
+    def close(self) -> None:
+        self._producer.flush(30)
+
+
+def _rerunner(topic_prefix: str) -> Any:
     from genstream.db import sync_engine
     from genstream.rerun import rerun_failed
-    from producers import EventProducer
 
     settings = StackSettings()
     engine = sync_engine(settings.pg)
-    producer = EventProducer(settings=settings.kafka, linger_ms=0)
+    sender = _DurableSender(settings.kafka)
+    requested = JOBS_REQUESTED.prefixed(topic_prefix)
 
     def rerun(job_id: str) -> Any:
-        return rerun_failed(engine, producer, job_id)
+        return rerun_failed(engine, sender, job_id, topic=requested)
 
     def close() -> None:
-        producer.close()
+        sender.close()
         engine.dispose()
 
     return rerun, close
@@ -164,7 +195,7 @@ def _print_reruns(reruns: list[Any]) -> None:
 def _redrive(args: argparse.Namespace) -> int:
     from genstream.redrive import redrive
 
-    rerun, close = _rerunner() if args.rerun_failed else (None, None)
+    rerun, close = _rerunner(args.topic_prefix) if args.rerun_failed else (None, None)
     try:
         report = redrive(
             StackSettings().kafka,
@@ -190,7 +221,7 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    rerun, close = _rerunner()
+    rerun, close = _rerunner(args.topic_prefix)
     reruns = []
     seen: set[bytes] = set()
     try:

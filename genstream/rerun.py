@@ -14,22 +14,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from contracts import JOBS_REQUESTED, JobStatus, TopicSpec, new_traceparent
+from contracts import JOBS_REQUESTED, Envelope, JobStatus, TopicSpec, new_traceparent
 from genstream.db.models import Job
 from genstream.job_requests import requested_envelope
 from genstream.tracing import event_trace
-from producers import EventProducer
 
 __all__ = [
     "RERUN_KEY_PREFIX",
     "RERUN_SOURCE",
     "Rerun",
+    "Sender",
     "claim_rerun",
     "mark_emitted",
     "rerun_failed",
@@ -40,6 +40,14 @@ RERUN_KEY_PREFIX: Final = "rerun:"
 RERUN_SOURCE: Final = "genstream/rerun"
 """The ``source`` of a re-run's ``job.requested``."""
 _JOBS: Final = cast(Table, Job.__table__)
+
+
+class Sender(Protocol):
+    """What sends one event and returns once the brokers hold it (``EventProducer`` does)."""
+
+    def send_and_wait(
+        self, spec: TopicSpec, envelope: Envelope[Any], *, timeout_s: float
+    ) -> Any: ...
 
 
 def rerun_key(job_id: str) -> str:
@@ -115,7 +123,7 @@ def _rerun_row(failed: Job, key: str) -> dict[str, Any]:
 
 def rerun_failed(
     engine: Engine,
-    producer: EventProducer,
+    producer: Sender,
     job_id: str,
     *,
     topic: TopicSpec = JOBS_REQUESTED,
@@ -123,7 +131,7 @@ def rerun_failed(
 ) -> Rerun:
     """Makes (or finds) the re-run of the failed job ``job_id`` and has its request acknowledged.
 
-    Raises ``DeliveryError`` when the broker does not acknowledge the request; asking again
+    Raises what ``producer`` raises when the broker does not acknowledge the request; asking again
     sends the same event, which consumers deduplicate on its id.
     """
     with engine.begin() as connection:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from genstream.cli import main
 from genstream.db import sync_engine
 from genstream.db.models import Job
 from genstream.kafka.parked import read_parked
@@ -75,6 +76,8 @@ def test_a_failed_job_is_re_run_once_as_a_new_job_charged_once(
     stack: StackSettings,
     services: tuple[Namespace, Processes, Topology, WorkerTopology],
     unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     space, children, processors, workers = services
     with httpx.Client(base_url=space.api, timeout=30) as client:
@@ -128,6 +131,16 @@ def test_a_failed_job_is_re_run_once_as_a_new_job_charged_once(
             def rerun(job_id: str) -> Any:
                 return rerun_failed(engine, producer, job_id, topic=processors.requested)
 
+            # The operator's command re-runs it: a new job, sent once.
+            monkeypatch.setenv("PGOPTIONS", f"-csearch_path={space.schema}")
+            command = ["deadletter", "rerun", "--topic-prefix", space.prefix, "--job", failed_id]
+            assert main(command) == 0
+            printed = capsys.readouterr().out.splitlines()
+            assert printed[-1] == "1 re-run(s) made, 0 not made again or not failed"
+            original, how, arrow, rerun_id = printed[0].split()
+            assert (original, how, arrow) == (f"{failed_id}:", "created", "->")
+            assert rerun_id != failed_id
+            # Asked again, by a redrive or by hand: the same re-run, no second job.
             again = redrive(
                 stack.kafka,
                 deadletter=workers.deadletter,
@@ -136,23 +149,18 @@ def test_a_failed_job_is_re_run_once_as_a_new_job_charged_once(
                 rerun=rerun,
             )
             [made] = again.reruns
-            assert made.how == "created"
-            assert made.job_id not in (None, failed_id)
-            # Asked again, from the record or by hand: the same re-run, no second job.
-            assert rerun(failed_id).job_id == made.job_id
-            assert rerun(failed_id).how == "existing"
+            assert (made.how, made.job_id) == ("existing", rerun_id)
+            assert rerun(failed_id).job_id == rerun_id
             assert rerun("job_unknown").how == "unknown"
             with engine.connect() as connection:
                 keyed = connection.execute(
                     select(Job.id).where(Job.idempotency_key == rerun_key(failed_id))
                 ).scalars()
-                assert list(keyed) == [made.job_id]
+                assert list(keyed) == [rerun_id]
         finally:
             producer.close()
             engine.dispose()
 
-        assert made.job_id is not None
-        rerun_id = made.job_id
         poll_until(
             lambda: _job(client, headers, rerun_id).get("status") == "completed",
             timeout_s=60,
