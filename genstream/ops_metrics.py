@@ -77,7 +77,8 @@ class SystemCollector(Collector):
             _log.warning("measuring consumer groups failed", exc_info=True)
         try:
             with self._engine.connect() as connection:
-                model = read_model_facts(connection, failures_shown=0)
+                # A scrape reads the queued waits alone, not the status page's activity.
+                model = read_model_facts(connection, failures_shown=0, activity=False)
             now = datetime.now(UTC)
             for key, since in model.oldest_queued.items():
                 workload, _, tier = key.partition("/")

@@ -341,10 +341,10 @@ def read_model_facts(
     *,
     failures_shown: int = 10,
     now: datetime | None = None,
-    running_read_at_most: int = _RUNNING_READ_AT_MOST,
+    activity: bool = True,
 ) -> ReadModelFacts:
-    """What the read model says: queued jobs' oldest waits, the last failures, held credits,
-    the last hour's ends by minute and what each worker runs.
+    """What the read model says: queued jobs' oldest waits, the last failures, held credits
+    and, with ``activity``, the last hour's ends by minute and what each worker runs.
 
     A plain ``Connection``: the API passes its async engine's through ``run_sync``.
     """
@@ -387,8 +387,10 @@ def read_model_facts(
         ],
         reserved_credits=int(reserved),
         accounts_with_reservations=int(holders),
-        finished_last_hour=_finished_by_minute(connection, now or datetime.now(UTC)),
-        workers=_workers(connection, running_read_at_most),
+        finished_last_hour=_finished_by_minute(connection, now or datetime.now(UTC))
+        if activity
+        else [],
+        workers=_workers(connection) if activity else [],
     )
 
 
@@ -410,12 +412,12 @@ def _finished_by_minute(connection: Connection, now: datetime) -> list[FinishedM
     ]
 
 
-def _workers(connection: Connection, at_most: int) -> list[WorkerActivity]:
+def _workers(connection: Connection) -> list[WorkerActivity]:
     running = connection.execute(
         select(Job.worker_id, Job.type, Job.id, Job.started_at)
         .where(Job.status == JobStatus.RUNNING.value, Job.worker_id.is_not(None))
         .order_by(Job.started_at.asc().nulls_last())
-        .limit(at_most)
+        .limit(_RUNNING_READ_AT_MOST)
     )
     found: dict[str, dict[str, Any]] = {}
     for worker_id, job_type, job_id, started in running:
